@@ -1,0 +1,34 @@
+# Parley: `make run` builds and starts the server, `make test` runs every test.
+GO ?= go
+BIN := bin/parley
+
+.PHONY: build run test test-short fuzz bench deps clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/parley
+
+run: build
+	./$(BIN) serve
+
+deps:
+	./scripts/deps.sh
+
+# Every test, then a short fuzz run of each decoder of untrusted input.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=20s
+
+test-short:
+	$(GO) test -short ./...
+
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./protocol
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./media
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,563 @@
+// Package peer is Parley's native call client on Pion: it joins a call through a signaling
+// server, sends media from a clip, records what it receives and reports what happened. It is
+// what `parley call` runs, and the driver of Parley's end-to-end tests and benchmarks.
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+	pionmedia "github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/parley-rtc/parley/media"
+	"github.com/parley-rtc/parley/protocol"
+	"github.com/parley-rtc/parley/sigclient"
+)
+
+// Config describes one call. Exactly one of Create and Join is set.
+type Config struct {
+	Server string // base URL of the signaling server, e.g. http://127.0.0.1:8080
+	Create bool   // create a session and host it
+	Join   string // join this session as a guest
+
+	Video, Audio *media.Stream // what to send, looped; nil sends nothing of that kind
+	RecordDir    string        // if set, received media goes to RecordDir/video.ivf and audio.ogg
+
+	// Duration hangs up this long after the call connects; 0 waits for the peer to leave
+	// or ctx to end.
+	Duration time.Duration
+	// ConnectTimeout bounds the time from the offer/answer exchange to a connected call;
+	// 0 means 30 s.
+	ConnectTimeout time.Duration
+	// LoopbackOnly gathers only loopback ICE candidates, for calls within one machine.
+	LoopbackOnly bool
+	// OnSession is called with the session ID once the session is ready (host) or joined
+	// (guest).
+	OnSession func(sessionID string)
+	Logger    *slog.Logger
+}
+
+// Report is what `parley call --report` writes: times in ms from the start of Run.
+type Report struct {
+	Session              string  `json:"session"`
+	Role                 string  `json:"role"` // "host" or "guest"
+	ConnectedMS          float64 `json:"connected_ms"`
+	FirstVideoMS         float64 `json:"first_video_ms"`
+	VideoFramesReceived  int64   `json:"video_frames_received"`
+	AudioPacketsReceived int64   `json:"audio_packets_received"`
+	VideoFramesSent      int64   `json:"video_frames_sent"`
+	AudioPacketsSent     int64   `json:"audio_packets_sent"`
+	BytesReceived        int64   `json:"bytes_received"`
+	RemoteVideoWidth     int     `json:"remote_video_width,omitempty"`
+	RemoteVideoHeight    int     `json:"remote_video_height,omitempty"`
+	DurationMS           float64 `json:"duration_ms"`
+	// End says why the call ended: "duration", "peer_left", "interrupted",
+	// "connection_lost", or "error".
+	End   string `json:"end"`
+	Error string `json:"error,omitempty"`
+}
+
+// Errors callers may branch on.
+var (
+	ErrJoin       = errors.New("could not join session")
+	ErrNotConnect = errors.New("call did not connect")
+)
+
+const (
+	roleHost  = "host"
+	roleGuest = "guest"
+)
+
+// call is the state of one Run; only Run's goroutine touches the unexported fields that
+// are not atomics.
+type call struct {
+	cfg   Config
+	log   *slog.Logger
+	start time.Time
+	sig   *sigclient.Conn
+	ctx   context.Context // ends when the call ends
+
+	session string
+	role    string
+	remote  string // the other peer's user ID
+	pc      *webrtc.PeerConnection
+	pending []webrtc.ICECandidateInit // remote candidates that came before the remote description
+
+	iceState  chan webrtc.ICEConnectionState
+	pcState   chan webrtc.PeerConnectionState
+	firstSeen chan struct{}
+
+	connectedAt time.Time
+	firstVideo  atomic.Int64 // ns since start, 0 until the first remote video frame
+	videoRecv   atomic.Int64
+	audioRecv   atomic.Int64
+	videoSent   atomic.Int64
+	audioSent   atomic.Int64
+	bytesRecv   atomic.Int64
+	remoteW     atomic.Int32
+	remoteH     atomic.Int32
+
+	senders  []sender
+	wg       sync.WaitGroup // media, RTCP and signaling goroutines
+	rec      *recorder
+	stopSend context.CancelFunc
+}
+
+// Run makes one call and returns its report. The error is non-nil when the call could not
+// be made; a call that connected and then ended for any reason returns nil.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if cfg.Create == (cfg.Join != "") {
+		return Report{}, errors.New("peer: set exactly one of Create and Join")
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &call{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		start:     time.Now(),
+		iceState:  make(chan webrtc.ICEConnectionState, 8),
+		pcState:   make(chan webrtc.PeerConnectionState, 8),
+		firstSeen: make(chan struct{}, 1),
+	}
+	if cfg.RecordDir != "" {
+		r, err := newRecorder(cfg.RecordDir)
+		if err != nil {
+			return c.report("error", err), err
+		}
+		c.rec = r
+	}
+	end, err := c.run(ctx)
+	c.hangUp()
+	rep := c.report(end, err)
+	if c.rec != nil {
+		if cerr := c.rec.Close(); cerr != nil && err == nil {
+			err = cerr
+			rep.Error = err.Error()
+		}
+	}
+	return rep, err
+}
+
+func (c *call) report(end string, err error) Report {
+	r := Report{
+		Session:              c.session,
+		Role:                 c.role,
+		VideoFramesReceived:  c.videoRecv.Load(),
+		AudioPacketsReceived: c.audioRecv.Load(),
+		VideoFramesSent:      c.videoSent.Load(),
+		AudioPacketsSent:     c.audioSent.Load(),
+		BytesReceived:        c.bytesRecv.Load(),
+		RemoteVideoWidth:     int(c.remoteW.Load()),
+		RemoteVideoHeight:    int(c.remoteH.Load()),
+		DurationMS:           ms(time.Since(c.start)),
+		End:                  end,
+	}
+	if !c.connectedAt.IsZero() {
+		r.ConnectedMS = ms(c.connectedAt.Sub(c.start))
+	}
+	if fv := c.firstVideo.Load(); fv > 0 {
+		r.FirstVideoMS = ms(time.Duration(fv))
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// run drives the call until it ends and says why.
+func (c *call) run(ctx context.Context) (string, error) {
+	callCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.ctx = callCtx
+
+	sig, err := sigclient.Dial(ctx, c.cfg.Server)
+	if err != nil {
+		return "error", err
+	}
+	c.sig = sig
+
+	msgs := make(chan protocol.Message, 32)
+	readErr := make(chan error, 1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for {
+			m, err := sig.Read(callCtx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-callCtx.Done():
+				return
+			}
+		}
+	}()
+
+	if c.cfg.Create {
+		c.role = roleHost
+		err = sig.Send(ctx, protocol.CreateSession{})
+	} else {
+		c.role = roleGuest
+		err = sig.Send(ctx, protocol.JoinSession{SessionID: c.cfg.Join})
+	}
+	if err != nil {
+		return "error", err
+	}
+
+	var connectTimer, durationTimer <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			if c.connectedAt.IsZero() {
+				return "interrupted", fmt.Errorf("%w: interrupted", ErrNotConnect)
+			}
+			return "interrupted", nil
+		case err := <-readErr:
+			if c.connectedAt.IsZero() {
+				return "error", fmt.Errorf("%w: signaling: %w", ErrNotConnect, err)
+			}
+			// Media flows peer to peer; the call goes on without the server.
+			c.log.Warn("signaling connection lost; the call goes on", "err", err)
+			readErr = nil
+		case m := <-msgs:
+			end, err := c.handle(m)
+			if err != nil || end != "" {
+				return end, err
+			}
+			if c.pc != nil && connectTimer == nil && c.connectedAt.IsZero() {
+				connectTimer = time.After(c.cfg.ConnectTimeout)
+			}
+		case s := <-c.iceState:
+			c.log.Debug("ICE connection state", "state", s)
+			if s == webrtc.ICEConnectionStateConnected && c.connectedAt.IsZero() {
+				c.connectedAt = time.Now()
+				connectTimer = nil
+				if c.cfg.Duration > 0 {
+					durationTimer = time.After(c.cfg.Duration)
+				}
+			}
+		case s := <-c.pcState:
+			c.log.Debug("peer connection state", "state", s)
+			switch s {
+			case webrtc.PeerConnectionStateConnected:
+				c.startSending()
+			case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+				if c.connectedAt.IsZero() {
+					return "error", fmt.Errorf("%w: peer connection %s", ErrNotConnect, s)
+				}
+				return "connection_lost", nil
+			}
+		case <-connectTimer:
+			return "error", fmt.Errorf("%w: not connected %s after the offer/answer exchange began",
+				ErrNotConnect, c.cfg.ConnectTimeout)
+		case <-durationTimer:
+			return "duration", nil
+		}
+	}
+}
+
+// handle acts on one signaling message; a non-empty end or an error ends the call.
+func (c *call) handle(m protocol.Message) (string, error) {
+	switch m := m.(type) {
+	case protocol.SessionReady:
+		c.session = m.SessionID
+		if c.cfg.OnSession != nil {
+			c.cfg.OnSession(m.SessionID)
+		}
+	case protocol.Joined:
+		c.session = m.SessionID
+		if c.cfg.OnSession != nil {
+			c.cfg.OnSession(m.SessionID)
+		}
+	case protocol.JoinError:
+		return "error", fmt.Errorf("%w %q: %s (%s)", ErrJoin, m.SessionID, m.Message, m.Code)
+	case protocol.PeerJoined:
+		if c.pc != nil {
+			c.log.Warn("another peer joined; this client takes one peer", "peer", m.PeerID)
+			return "", nil
+		}
+		c.remote = m.PeerID
+		return "", c.offer()
+	case protocol.Offer:
+		return "", c.answer(m)
+	case protocol.Answer:
+		if c.pc == nil || m.From != c.remote {
+			c.log.Warn("unexpected answer", "from", m.From)
+			return "", nil
+		}
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+			return "error", fmt.Errorf("%w: set remote answer: %w", ErrNotConnect, err)
+		}
+		return "", c.flushCandidates()
+	case protocol.Candidate:
+		if m.Candidate == nil { // end-of-candidates: Pion needs no word of it
+			return "", nil
+		}
+		init := webrtc.ICECandidateInit{
+			Candidate:        m.Candidate.Candidate,
+			SDPMid:           m.Candidate.SDPMid,
+			SDPMLineIndex:    m.Candidate.SDPMLineIndex,
+			UsernameFragment: m.Candidate.UsernameFragment,
+		}
+		if c.pc == nil || c.pc.RemoteDescription() == nil {
+			c.pending = append(c.pending, init)
+			return "", nil
+		}
+		if err := c.pc.AddICECandidate(init); err != nil {
+			c.log.Warn("bad remote ICE candidate", "err", err)
+		}
+	case protocol.PeerLeft:
+		if m.PeerID == c.remote || c.remote == "" {
+			if c.connectedAt.IsZero() && c.pc != nil {
+				return "error", fmt.Errorf("%w: the peer left before the call connected", ErrNotConnect)
+			}
+			if c.pc != nil {
+				return "peer_left", nil
+			}
+		}
+	case protocol.Error:
+		c.log.Warn("signaling server reported an error", "code", m.Code, "message", m.Message)
+	}
+	return "", nil
+}
+
+func (c *call) flushCandidates() error {
+	for _, init := range c.pending {
+		if err := c.pc.AddICECandidate(init); err != nil {
+			c.log.Warn("bad remote ICE candidate", "err", err)
+		}
+	}
+	c.pending = nil
+	return nil
+}
+
+// offer is the host's move when a guest joins: add the tracks and send an offer.
+func (c *call) offer() error {
+	if err := c.newPeerConnection(); err != nil {
+		return err
+	}
+	if err := c.addTracks(); err != nil {
+		return err
+	}
+	// Receive both kinds even when sending neither.
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if (kind == webrtc.RTPCodecTypeVideo && c.cfg.Video == nil) || (kind == webrtc.RTPCodecTypeAudio && c.cfg.Audio == nil) {
+			if _, err := c.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				return fmt.Errorf("add %s transceiver: %w", kind, err)
+			}
+		}
+	}
+	sdp, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("create offer: %w", err)
+	}
+	if err := c.pc.SetLocalDescription(sdp); err != nil {
+		return fmt.Errorf("set local offer: %w", err)
+	}
+	return c.sig.Send(c.ctx, protocol.Offer{SessionID: c.session, To: c.remote, SDP: sdp.SDP})
+}
+
+// answer is the guest's move on an offer.
+func (c *call) answer(m protocol.Offer) error {
+	if c.pc != nil {
+		c.log.Warn("renegotiation is not supported by this client; offer ignored", "from", m.From)
+		return nil
+	}
+	c.remote = m.From
+	if err := c.newPeerConnection(); err != nil {
+		return err
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+		return fmt.Errorf("%w: set remote offer: %w", ErrNotConnect, err)
+	}
+	// Added after the offer, the tracks take the offered transceivers, so each media
+	// section is sendrecv.
+	if err := c.addTracks(); err != nil {
+		return err
+	}
+	sdp, err := c.pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("create answer: %w", err)
+	}
+	if err := c.pc.SetLocalDescription(sdp); err != nil {
+		return fmt.Errorf("set local answer: %w", err)
+	}
+	if err := c.sig.Send(c.ctx, protocol.Answer{SessionID: c.session, To: c.remote, SDP: sdp.SDP}); err != nil {
+		return err
+	}
+	return c.flushCandidates()
+}
+
+func (c *call) newPeerConnection() error {
+	api, err := newAPI(c.cfg.LoopbackOnly)
+	if err != nil {
+		return err
+	}
+	var servers []webrtc.ICEServer
+	for _, s := range c.sig.Welcome.ICEServers {
+		servers = append(servers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
+	if err != nil {
+		return fmt.Errorf("new peer connection: %w", err)
+	}
+	c.pc = pc
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		msg := protocol.Candidate{SessionID: c.session, To: c.remote}
+		if cand == nil {
+			msg.EndOfCandidates = true
+		} else {
+			init := cand.ToJSON()
+			msg.Candidate = &protocol.ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid,
+				SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment}
+		}
+		if err := c.sig.Send(c.ctx, msg); err != nil {
+			c.log.Debug("send ICE candidate", "err", err)
+		}
+	})
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		select {
+		case c.iceState <- s:
+		default:
+		}
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		select {
+		case c.pcState <- s:
+		default:
+		}
+	})
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.receive(t)
+		}()
+	})
+	return nil
+}
+
+func newAPI(loopbackOnly bool) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, fmt.Errorf("register codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, fmt.Errorf("register interceptors: %w", err)
+	}
+	var se webrtc.SettingEngine
+	// mDNS would open a multicast socket per peer connection for nothing a native peer needs.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if loopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// sender is one local track and the stream it plays.
+type sender struct {
+	track  *webrtc.TrackLocalStaticSample
+	stream *media.Stream
+	count  *atomic.Int64
+}
+
+func (c *call) addTracks() error {
+	add := func(s *media.Stream, kind string, count *atomic.Int64) error {
+		if s == nil {
+			return nil
+		}
+		codec := webrtc.RTPCodecCapability{MimeType: s.MimeType, ClockRate: s.ClockRate, Channels: s.Channels}
+		track, err := webrtc.NewTrackLocalStaticSample(codec, kind, "parley")
+		if err != nil {
+			return fmt.Errorf("new %s track: %w", kind, err)
+		}
+		rtpSender, err := c.pc.AddTrack(track)
+		if err != nil {
+			return fmt.Errorf("add %s track: %w", kind, err)
+		}
+		// Reading RTCP lets the interceptors see NACKs and receiver reports; it ends
+		// when the peer connection closes.
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			for {
+				if _, _, err := rtpSender.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+		c.senders = append(c.senders, sender{track: track, stream: s, count: count})
+		return nil
+	}
+	if err := add(c.cfg.Video, "video", &c.videoSent); err != nil {
+		return err
+	}
+	return add(c.cfg.Audio, "audio", &c.audioSent)
+}
+
+// startSending plays each stream into its track from the start, once the connection is up
+// so that the first video frame sent is the clip's key frame.
+func (c *call) startSending() {
+	if c.stopSend != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.stopSend = cancel
+	for _, s := range c.senders {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			err := media.Play(ctx, s.stream, true, func(f media.Frame) error {
+				if err := s.track.WriteSample(pionmedia.Sample{Data: f.Data, Duration: f.Duration}); err != nil {
+					return err
+				}
+				s.count.Add(1)
+				return nil
+			})
+			if err != nil && ctx.Err() == nil {
+				c.log.Debug("sending stopped", "kind", s.track.Kind(), "err", err)
+			}
+		}()
+	}
+}
+
+// hangUp tells the server, closes the peer connection and waits for every goroutine.
+func (c *call) hangUp() {
+	if c.stopSend != nil {
+		c.stopSend()
+	}
+	if c.sig != nil {
+		if c.session != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = c.sig.Send(ctx, protocol.LeaveSession{SessionID: c.session})
+			cancel()
+		}
+		_ = c.sig.CloseNow()
+	}
+	if c.pc != nil {
+		if err := c.pc.Close(); err != nil {
+			c.log.Debug("close peer connection", "err", err)
+		}
+	}
+	c.wg.Wait()
+}

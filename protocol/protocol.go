@@ -1,0 +1,413 @@
+// Package protocol defines Parley's signaling messages: the JSON objects that the server, the
+// native client and the browser client exchange over a WebSocket. Each wire type is defined
+// here once; docs/protocol.md describes the exchange.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Version is the protocol version the server announces in Welcome. A client that receives
+// another major version must not assume it understands every message.
+const Version = 1
+
+// MaxMessageSize is the largest signaling message, in bytes, that a peer may send. The
+// server answers a larger one with an Error of code CodeTooLarge and keeps the connection.
+const MaxMessageSize = 64 << 10
+
+// Message types, the value of every message's "type" field.
+const (
+	TypeWelcome       = "welcome"
+	TypeCreateSession = "create_session"
+	TypeSessionReady  = "session_ready"
+	TypeJoinSession   = "join_session"
+	TypeJoined        = "joined"
+	TypeJoinError     = "join_error"
+	TypeLeaveSession  = "leave_session"
+	TypePeerJoined    = "peer_joined"
+	TypePeerLeft      = "peer_left"
+	TypeOffer         = "offer"
+	TypeAnswer        = "answer"
+	TypeCandidate     = "candidate"
+	TypeError         = "error"
+	TypePing          = "ping"
+	TypePong          = "pong"
+)
+
+// Join error codes (JoinError.Code).
+const (
+	JoinUnknown = "unknown" // no session has that ID
+	JoinFull    = "full"    // the session already has its participants
+	JoinClosed  = "closed"  // the session existed and has ended
+)
+
+// Error codes (Error.Code).
+const (
+	CodeBadMessage   = "bad_message"    // not JSON, or a field is missing or malformed
+	CodeUnknownType  = "unknown_type"   // the "type" is not one of this protocol's
+	CodeTooLarge     = "too_large"      // over MaxMessageSize
+	CodeNotInSession = "not_in_session" // the message names a session the sender is not in
+	CodeNotAllowed   = "not_allowed"    // a client sent a message only the server sends
+	CodeBusy         = "busy"           // the sender is already in a session
+)
+
+// Message is any signaling message. Its Type is the value of the "type" field.
+type Message interface {
+	Type() string
+}
+
+// ICEServer is one STUN or TURN server, in the shape of the WebRTC RTCIceServer dictionary
+// (W3C webrtc-pc §4.2.4).
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// ICECandidate is a trickled ICE candidate, in the shape of RTCIceCandidateInit
+// (W3C webrtc-pc §4.8.1); Candidate is an SDP "candidate:" attribute value (RFC 8839 §5.1).
+type ICECandidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// Welcome is the server's first message on a new connection.
+type Welcome struct {
+	UserID          string      `json:"user_id"`
+	ProtocolVersion int         `json:"protocol_version"`
+	ICEServers      []ICEServer `json:"ice_servers"`
+}
+
+// CreateSession asks the server for a new session with the sender as its host.
+type CreateSession struct{}
+
+// SessionReady answers CreateSession: the session exists and the sender is its host.
+type SessionReady struct {
+	SessionID string `json:"session_id"`
+}
+
+// JoinSession asks to join an existing session as a guest.
+type JoinSession struct {
+	SessionID string `json:"session_id"`
+}
+
+// Joined answers JoinSession: the sender is in the session. Peers lists the user IDs
+// already there; they will send the offer.
+type Joined struct {
+	SessionID string   `json:"session_id"`
+	Peers     []string `json:"peers"`
+}
+
+// JoinError answers a JoinSession that failed; Code is JoinUnknown, JoinFull or JoinClosed.
+type JoinError struct {
+	SessionID string `json:"session_id"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+}
+
+// LeaveSession hangs up: the sender leaves the session and the others get PeerLeft.
+type LeaveSession struct {
+	SessionID string `json:"session_id"`
+}
+
+// PeerJoined tells a session's members that a peer joined. A member that receives it sends
+// that peer an offer.
+type PeerJoined struct {
+	SessionID string `json:"session_id"`
+	PeerID    string `json:"peer_id"`
+}
+
+// PeerLeft tells a session's members that a peer left, hung up or lost its connection.
+type PeerLeft struct {
+	SessionID string `json:"session_id"`
+	PeerID    string `json:"peer_id"`
+}
+
+// Offer carries an SDP offer (RFC 8829 §5.2). A client sets To (or leaves it empty for "the
+// other peer"); the server sets From when it relays.
+type Offer struct {
+	SessionID string `json:"session_id"`
+	From      string `json:"from,omitempty"`
+	To        string `json:"to,omitempty"`
+	SDP       string `json:"sdp"`
+}
+
+// Answer carries an SDP answer (RFC 8829 §5.3), addressed like Offer.
+type Answer struct {
+	SessionID string `json:"session_id"`
+	From      string `json:"from,omitempty"`
+	To        string `json:"to,omitempty"`
+	SDP       string `json:"sdp"`
+}
+
+// Candidate carries one trickled ICE candidate (RFC 8838), addressed like Offer. With
+// EndOfCandidates set and Candidate nil it says the sender has gathered all its candidates
+// (RFC 8838 §4.4).
+type Candidate struct {
+	SessionID       string        `json:"session_id"`
+	From            string        `json:"from,omitempty"`
+	To              string        `json:"to,omitempty"`
+	Candidate       *ICECandidate `json:"candidate,omitempty"`
+	EndOfCandidates bool          `json:"end_of_candidates,omitempty"`
+}
+
+// Error reports a message the server could not act on. Code is one of the Code constants;
+// Message is for a person; Ref is the type of the offending message when it was known.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+// Ping asks for a Pong; either side may send it. The server sends one every few seconds and
+// drops a connection from which it hears nothing for its idle timeout.
+type Ping struct{}
+
+// Pong answers Ping.
+type Pong struct{}
+
+func (Welcome) Type() string       { return TypeWelcome }
+func (CreateSession) Type() string { return TypeCreateSession }
+func (SessionReady) Type() string  { return TypeSessionReady }
+func (JoinSession) Type() string   { return TypeJoinSession }
+func (Joined) Type() string        { return TypeJoined }
+func (JoinError) Type() string     { return TypeJoinError }
+func (LeaveSession) Type() string  { return TypeLeaveSession }
+func (PeerJoined) Type() string    { return TypePeerJoined }
+func (PeerLeft) Type() string      { return TypePeerLeft }
+func (Offer) Type() string         { return TypeOffer }
+func (Answer) Type() string        { return TypeAnswer }
+func (Candidate) Type() string     { return TypeCandidate }
+func (Error) Type() string         { return TypeError }
+func (Ping) Type() string          { return TypePing }
+func (Pong) Type() string          { return TypePong }
+
+// ErrDecode is wrapped by every error Decode returns.
+var ErrDecode = errors.New("bad signaling message")
+
+// DecodeError says why a message could not be decoded, with the Error code to answer it.
+type DecodeError struct {
+	Code string // CodeBadMessage, CodeUnknownType or CodeTooLarge
+	Type string // the message's type, when it could be read
+	Err  error
+}
+
+func (e *DecodeError) Error() string {
+	if e.Type != "" {
+		return fmt.Sprintf("%s message: %v", e.Type, e.Err)
+	}
+	return e.Err.Error()
+}
+
+func (e *DecodeError) Unwrap() []error { return []error{ErrDecode, e.Err} }
+
+// newMessage returns a pointer to a zero message of the given type, or nil.
+func newMessage(typ string) Message {
+	switch typ {
+	case TypeWelcome:
+		return &Welcome{}
+	case TypeCreateSession:
+		return &CreateSession{}
+	case TypeSessionReady:
+		return &SessionReady{}
+	case TypeJoinSession:
+		return &JoinSession{}
+	case TypeJoined:
+		return &Joined{}
+	case TypeJoinError:
+		return &JoinError{}
+	case TypeLeaveSession:
+		return &LeaveSession{}
+	case TypePeerJoined:
+		return &PeerJoined{}
+	case TypePeerLeft:
+		return &PeerLeft{}
+	case TypeOffer:
+		return &Offer{}
+	case TypeAnswer:
+		return &Answer{}
+	case TypeCandidate:
+		return &Candidate{}
+	case TypeError:
+		return &Error{}
+	case TypePing:
+		return &Ping{}
+	case TypePong:
+		return &Pong{}
+	}
+	return nil
+}
+
+// Decode parses one message and checks its required fields. It returns the message as a
+// value (Offer, not *Offer). Every error is a *DecodeError.
+func Decode(data []byte) (Message, error) {
+	if len(data) > MaxMessageSize {
+		return nil, &DecodeError{Code: CodeTooLarge,
+			Err: fmt.Errorf("%d bytes is over the %d-byte limit", len(data), MaxMessageSize)}
+	}
+	var head struct {
+		Type *string `json:"type"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, &DecodeError{Code: CodeBadMessage, Err: fmt.Errorf("not a JSON object: %w", err)}
+	}
+	if head.Type == nil {
+		return nil, &DecodeError{Code: CodeBadMessage, Err: errors.New(`no "type" field`)}
+	}
+	typ := *head.Type
+	m := newMessage(typ)
+	if m == nil {
+		return nil, &DecodeError{Code: CodeUnknownType, Type: typ,
+			Err: fmt.Errorf("unknown message type %q", typ)}
+	}
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, &DecodeError{Code: CodeBadMessage, Type: typ, Err: err}
+	}
+	v := deref(m)
+	if err := validate(v); err != nil {
+		return nil, &DecodeError{Code: CodeBadMessage, Type: typ, Err: err}
+	}
+	return v, nil
+}
+
+func deref(m Message) Message {
+	switch p := m.(type) {
+	case *Welcome:
+		return *p
+	case *CreateSession:
+		return *p
+	case *SessionReady:
+		return *p
+	case *JoinSession:
+		return *p
+	case *Joined:
+		return *p
+	case *JoinError:
+		return *p
+	case *LeaveSession:
+		return *p
+	case *PeerJoined:
+		return *p
+	case *PeerLeft:
+		return *p
+	case *Offer:
+		return *p
+	case *Answer:
+		return *p
+	case *Candidate:
+		return *p
+	case *Error:
+		return *p
+	case *Ping:
+		return *p
+	case *Pong:
+		return *p
+	}
+	return m
+}
+
+// maxIDLen bounds the user and session IDs a peer may send; real ones are 22 characters.
+const maxIDLen = 64
+
+func checkID(field, v string, required bool) error {
+	if v == "" {
+		if required {
+			return fmt.Errorf("%s is missing", field)
+		}
+		return nil
+	}
+	if len(v) > maxIDLen {
+		return fmt.Errorf("%s is %d bytes long, over %d", field, len(v), maxIDLen)
+	}
+	return nil
+}
+
+func validate(m Message) error {
+	switch v := m.(type) {
+	case Welcome:
+		return checkID("user_id", v.UserID, true)
+	case SessionReady:
+		return checkID("session_id", v.SessionID, true)
+	case JoinSession:
+		return checkID("session_id", v.SessionID, true)
+	case Joined:
+		return checkID("session_id", v.SessionID, true)
+	case JoinError:
+		if err := checkID("session_id", v.SessionID, false); err != nil {
+			return err
+		}
+		if v.Code == "" {
+			return errors.New("code is missing")
+		}
+	case LeaveSession:
+		return checkID("session_id", v.SessionID, true)
+	case PeerJoined:
+		if err := checkID("session_id", v.SessionID, true); err != nil {
+			return err
+		}
+		return checkID("peer_id", v.PeerID, true)
+	case PeerLeft:
+		if err := checkID("session_id", v.SessionID, true); err != nil {
+			return err
+		}
+		return checkID("peer_id", v.PeerID, true)
+	case Offer:
+		return checkRelayed(v.SessionID, v.From, v.To, v.SDP == "", "sdp is missing")
+	case Answer:
+		return checkRelayed(v.SessionID, v.From, v.To, v.SDP == "", "sdp is missing")
+	case Candidate:
+		if v.Candidate == nil && !v.EndOfCandidates {
+			return checkRelayed(v.SessionID, v.From, v.To, true, "candidate is missing (or set end_of_candidates)")
+		}
+		if v.Candidate != nil && v.EndOfCandidates {
+			return errors.New("candidate and end_of_candidates are both set")
+		}
+		return checkRelayed(v.SessionID, v.From, v.To, false, "")
+	case Error:
+		if v.Code == "" {
+			return errors.New("code is missing")
+		}
+	}
+	return nil
+}
+
+func checkRelayed(session, from, to string, missing bool, what string) error {
+	if err := checkID("session_id", session, true); err != nil {
+		return err
+	}
+	if err := checkID("from", from, false); err != nil {
+		return err
+	}
+	if err := checkID("to", to, false); err != nil {
+		return err
+	}
+	if missing {
+		return errors.New(what)
+	}
+	return nil
+}
+
+// Encode returns m as one JSON object with its "type" field first.
+func Encode(m Message) ([]byte, error) {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s message: %w", m.Type(), err)
+	}
+	var b bytes.Buffer
+	b.Grow(len(body) + len(m.Type()) + 12)
+	b.WriteString(`{"type":`)
+	typ, _ := json.Marshal(m.Type())
+	b.Write(typ)
+	if len(body) > 2 { // body is "{...}" with at least one field
+		b.WriteByte(',')
+		b.Write(body[1:])
+	} else {
+		b.WriteByte('}')
+	}
+	return b.Bytes(), nil
+}

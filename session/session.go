@@ -1,0 +1,266 @@
+// Package session is the sans-I/O core of Parley's signaling: who is connected, who is in
+// which session as host or guest, and which messages go to whom. It holds no sockets,
+// goroutines, locks or clocks; the signaling server feeds it events and delivers what it
+// returns.
+package session
+
+import (
+	"fmt"
+
+	"github.com/parley-rtc/parley/protocol"
+)
+
+// Config sets up a Core. The zero value, with NewID set, is a working two-person core.
+type Config struct {
+	// NewID returns a fresh unguessable ID for a user or a session. Required.
+	NewID func() string
+	// MaxPeers is how many participants a session holds; 0 means 2 (a peer-to-peer call).
+	MaxPeers int
+	// ICEServers is what Welcome hands every client.
+	ICEServers []protocol.ICEServer
+	// RememberClosed is how many ended session IDs are kept so that a late join gets
+	// "closed" rather than "unknown"; 0 means 10,000. The oldest are forgotten first.
+	RememberClosed int
+}
+
+// Out is one message to deliver to one connected user.
+type Out struct {
+	To  string
+	Msg protocol.Message
+}
+
+// Core is the signaling state. Its methods are not safe for concurrent use: one owner
+// calls them, one event at a time.
+type Core struct {
+	cfg      Config
+	users    map[string]*user
+	sessions map[string]*session
+	closed   map[string]struct{}
+	closedQ  []string // FIFO of closed IDs, bounding closed
+	closedAt int      // next slot of closedQ to overwrite once it is full
+}
+
+type user struct {
+	id      string
+	session *session // nil while in no session
+}
+
+type session struct {
+	id      string
+	members []*user // host first, in the order they joined
+}
+
+// New returns an empty Core.
+func New(cfg Config) *Core {
+	if cfg.NewID == nil {
+		panic("session.New: Config.NewID is required")
+	}
+	if cfg.MaxPeers <= 0 {
+		cfg.MaxPeers = 2
+	}
+	if cfg.RememberClosed <= 0 {
+		cfg.RememberClosed = 10000
+	}
+	return &Core{
+		cfg:      cfg,
+		users:    make(map[string]*user),
+		sessions: make(map[string]*session),
+		closed:   make(map[string]struct{}),
+	}
+}
+
+// Users is the number of connected users.
+func (c *Core) Users() int { return len(c.users) }
+
+// Sessions is the number of live sessions.
+func (c *Core) Sessions() int { return len(c.sessions) }
+
+// Connect registers a new connection and returns its user ID and the Welcome to send it.
+func (c *Core) Connect() (userID string, out []Out) {
+	id := c.cfg.NewID()
+	for c.users[id] != nil {
+		id = c.cfg.NewID()
+	}
+	c.users[id] = &user{id: id}
+	return id, []Out{{To: id, Msg: protocol.Welcome{
+		UserID:          id,
+		ProtocolVersion: protocol.Version,
+		ICEServers:      c.cfg.ICEServers,
+	}}}
+}
+
+// Disconnect removes a user whose connection ended; the others in its session get PeerLeft.
+func (c *Core) Disconnect(userID string) []Out {
+	u := c.users[userID]
+	if u == nil {
+		return nil
+	}
+	out := c.leave(u)
+	delete(c.users, userID)
+	return out
+}
+
+// Handle acts on one message from a connected user and returns what to send.
+func (c *Core) Handle(userID string, m protocol.Message) []Out {
+	u := c.users[userID]
+	if u == nil {
+		return nil
+	}
+	switch m := m.(type) {
+	case protocol.Ping:
+		return reply(u, protocol.Pong{})
+	case protocol.Pong:
+		return nil
+	case protocol.CreateSession:
+		return c.create(u)
+	case protocol.JoinSession:
+		return c.join(u, m.SessionID)
+	case protocol.LeaveSession:
+		if u.session == nil || u.session.id != m.SessionID {
+			return notIn(u, m.Type(), m.SessionID)
+		}
+		return c.leave(u)
+	case protocol.Offer:
+		return c.relay(u, m.SessionID, m.To, func(from string) protocol.Message { m.From = from; return m })
+	case protocol.Answer:
+		return c.relay(u, m.SessionID, m.To, func(from string) protocol.Message { m.From = from; return m })
+	case protocol.Candidate:
+		return c.relay(u, m.SessionID, m.To, func(from string) protocol.Message { m.From = from; return m })
+	default:
+		return reply(u, protocol.Error{Code: protocol.CodeNotAllowed, Ref: m.Type(),
+			Message: fmt.Sprintf("%s is a message the server sends, not one it accepts", m.Type())})
+	}
+}
+
+func reply(u *user, m protocol.Message) []Out { return []Out{{To: u.id, Msg: m}} }
+
+func notIn(u *user, typ, sessionID string) []Out {
+	return reply(u, protocol.Error{Code: protocol.CodeNotInSession, Ref: typ,
+		Message: fmt.Sprintf("%s for session %q: you are not in that session", typ, sessionID)})
+}
+
+func busy(u *user, typ string) []Out {
+	return reply(u, protocol.Error{Code: protocol.CodeBusy, Ref: typ,
+		Message: fmt.Sprintf("%s: you are already in session %q; leave it first", typ, u.session.id)})
+}
+
+func (c *Core) create(u *user) []Out {
+	if u.session != nil {
+		return busy(u, protocol.TypeCreateSession)
+	}
+	id := c.cfg.NewID()
+	for c.sessions[id] != nil || c.isClosed(id) {
+		id = c.cfg.NewID()
+	}
+	s := &session{id: id, members: make([]*user, 0, min(c.cfg.MaxPeers, 16))}
+	s.members = append(s.members, u)
+	c.sessions[id] = s
+	u.session = s
+	return reply(u, protocol.SessionReady{SessionID: id})
+}
+
+func (c *Core) join(u *user, id string) []Out {
+	if u.session != nil {
+		if u.session.id == id {
+			return reply(u, protocol.Joined{SessionID: id, Peers: others(u.session, u)})
+		}
+		return busy(u, protocol.TypeJoinSession)
+	}
+	s := c.sessions[id]
+	switch {
+	case s == nil && c.isClosed(id):
+		return reply(u, protocol.JoinError{SessionID: id, Code: protocol.JoinClosed,
+			Message: fmt.Sprintf("session %q has ended", id)})
+	case s == nil:
+		return reply(u, protocol.JoinError{SessionID: id, Code: protocol.JoinUnknown,
+			Message: fmt.Sprintf("session %q does not exist", id)})
+	case len(s.members) >= c.cfg.MaxPeers:
+		return reply(u, protocol.JoinError{SessionID: id, Code: protocol.JoinFull,
+			Message: fmt.Sprintf("session %q is full (%d participants)", id, c.cfg.MaxPeers)})
+	}
+	out := make([]Out, 0, len(s.members)+1)
+	out = append(out, Out{To: u.id, Msg: protocol.Joined{SessionID: id, Peers: others(s, nil)}})
+	for _, m := range s.members {
+		out = append(out, Out{To: m.id, Msg: protocol.PeerJoined{SessionID: id, PeerID: u.id}})
+	}
+	s.members = append(s.members, u)
+	u.session = s
+	return out
+}
+
+func others(s *session, except *user) []string {
+	ids := make([]string, 0, len(s.members))
+	for _, m := range s.members {
+		if m != except {
+			ids = append(ids, m.id)
+		}
+	}
+	return ids
+}
+
+// leave takes u out of its session, ending the session when it empties.
+func (c *Core) leave(u *user) []Out {
+	s := u.session
+	if s == nil {
+		return nil
+	}
+	u.session = nil
+	for i, m := range s.members {
+		if m == u {
+			s.members = append(s.members[:i], s.members[i+1:]...)
+			break
+		}
+	}
+	if len(s.members) == 0 {
+		delete(c.sessions, s.id)
+		c.rememberClosed(s.id)
+		return nil
+	}
+	out := make([]Out, 0, len(s.members))
+	for _, m := range s.members {
+		out = append(out, Out{To: m.id, Msg: protocol.PeerLeft{SessionID: s.id, PeerID: u.id}})
+	}
+	return out
+}
+
+// relay forwards an offer, answer or candidate to the peer named by to, or to every other
+// member when to is empty. withFrom returns the message stamped with its sender.
+func (c *Core) relay(u *user, sessionID, to string, withFrom func(string) protocol.Message) []Out {
+	m := withFrom(u.id)
+	if u.session == nil || u.session.id != sessionID {
+		return notIn(u, m.Type(), sessionID)
+	}
+	s := u.session
+	if to != "" {
+		for _, p := range s.members {
+			if p.id == to && p != u {
+				return []Out{{To: to, Msg: m}}
+			}
+		}
+		return reply(u, protocol.Error{Code: protocol.CodeNotInSession, Ref: m.Type(),
+			Message: fmt.Sprintf("%s to %q: no such peer in session %q", m.Type(), to, sessionID)})
+	}
+	out := make([]Out, 0, len(s.members)-1)
+	for _, p := range s.members {
+		if p != u {
+			out = append(out, Out{To: p.id, Msg: m})
+		}
+	}
+	return out
+}
+
+func (c *Core) isClosed(id string) bool {
+	_, ok := c.closed[id]
+	return ok
+}
+
+func (c *Core) rememberClosed(id string) {
+	if len(c.closedQ) < c.cfg.RememberClosed {
+		c.closedQ = append(c.closedQ, id)
+	} else {
+		delete(c.closed, c.closedQ[c.closedAt])
+		c.closedQ[c.closedAt] = id
+		c.closedAt = (c.closedAt + 1) % len(c.closedQ)
+	}
+	c.closed[id] = struct{}{}
+}
