@@ -55,7 +55,11 @@ var (
 	ebmlSignature = []byte{0x1a, 0x45, 0xdf, 0xa3} // EBML header element ID (RFC 8794 §11.2.1)
 )
 
-// Load reads the whole file at path into memory and parses it.
+// Load reads the whole file at path into memory and parses it. The container is chosen
+// by content, not by name: IVF by "DKIF", Ogg by "OggS", WebM by the EBML header
+// 1A 45 DF A3. Of an Ogg file it keeps the first Opus stream, of a WebM file the first
+// VP8 and the first Opus track. Errors name the file and where in it parsing failed;
+// ErrUnknownFormat and ErrUnsupported can be told apart with errors.Is.
 func Load(path string) (*Clip, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -171,6 +171,14 @@ func TestLoadWebM(t *testing.T) {
 			}
 		}
 	}
+	// Opus durations come from the packets, not the jittery block timestamps, so audio
+	// is paced as evenly from the WebM as from the Ogg file.
+	for i, f := range a.Frames {
+		if f.Duration != 20*time.Millisecond {
+			t.Errorf("WebM Opus packet %d lasts %v, want 20ms", i, f.Duration)
+			break
+		}
+	}
 }
 
 func TestLoadChoosesContainerByContent(t *testing.T) {
@@ -359,18 +367,18 @@ func TestOpusPacketDuration(t *testing.T) {
 		want   time.Duration // 0 for an error
 	}{
 		{nil, 0},
-		{[]byte{0<<3 | 0}, 10 * time.Millisecond},                // SILK NB 10 ms, one frame
-		{[]byte{3<<3 | 0}, 60 * time.Millisecond},                // SILK NB 60 ms
-		{[]byte{3<<3 | 1}, 120 * time.Millisecond},               // two 60 ms frames
-		{[]byte{13<<3 | 2}, 40 * time.Millisecond},               // Hybrid SWB 20 ms, two frames
-		{[]byte{16<<3 | 0}, 2500 * time.Microsecond},             // CELT NB 2.5 ms
-		{[]byte{31<<3 | 0, 0xff, 0xfe}, 20 * time.Millisecond},   // CELT FB 20 ms, as in the sample
-		{[]byte{16<<3 | 3, 48}, 120 * time.Millisecond},          // 48 frames of 2.5 ms
-		{[]byte{16<<3 | 3, 49}, 0},                               // 122.5 ms: too long
-		{[]byte{31<<3 | 3, 0x80 | 3}, 60 * time.Millisecond},     // VBR flag ignored
-		{[]byte{31<<3 | 3}, 0},                                   // no frame count
-		{[]byte{31<<3 | 3, 0}, 0},                                // zero frames
-		{[]byte{11<<3 | 3, 3}, 0},                                // 3 × 60 ms
+		{[]byte{0<<3 | 0}, 10 * time.Millisecond},              // SILK NB 10 ms, one frame
+		{[]byte{3<<3 | 0}, 60 * time.Millisecond},              // SILK NB 60 ms
+		{[]byte{3<<3 | 1}, 120 * time.Millisecond},             // two 60 ms frames
+		{[]byte{13<<3 | 2}, 40 * time.Millisecond},             // Hybrid SWB 20 ms, two frames
+		{[]byte{16<<3 | 0}, 2500 * time.Microsecond},           // CELT NB 2.5 ms
+		{[]byte{31<<3 | 0, 0xff, 0xfe}, 20 * time.Millisecond}, // CELT FB 20 ms, as in the sample
+		{[]byte{16<<3 | 3, 48}, 120 * time.Millisecond},        // 48 frames of 2.5 ms
+		{[]byte{16<<3 | 3, 49}, 0},                             // 122.5 ms: too long
+		{[]byte{31<<3 | 3, 0x80 | 3}, 60 * time.Millisecond},   // VBR flag ignored
+		{[]byte{31<<3 | 3}, 0},                                 // no frame count
+		{[]byte{31<<3 | 3, 0}, 0},                              // zero frames
+		{[]byte{11<<3 | 3, 3}, 0},                              // 3 × 60 ms
 	} {
 		got, err := opusPacketDuration(c.packet)
 		if c.want == 0 && err == nil || c.want != 0 && (err != nil || got != c.want) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -154,7 +155,7 @@ func parseOgg(data []byte, verify bool) (*Clip, error) {
 				continue
 			}
 			if havePending {
-				packet = append(pending, packet...)
+				packet = slices.Clip(append(pending, packet...))
 				pending, havePending = nil, false
 			}
 			if err := handle(packet); err != nil {

@@ -455,12 +455,18 @@ func (p *webmParser) clip() (*Clip, error) {
 			return nil, fmt.Errorf("WebM: track %d: %w", audio.number, err)
 		}
 		if len(frames) > 0 {
-			// Timestamps in ms cannot say how long the last packet lasts; its TOC can.
-			last, err := opusPacketDuration(frames[len(frames)-1].Data)
-			if err != nil {
-				last = 20 * time.Millisecond // what WebRTC senders use
+			// WebM block timestamps are rounded to the timecode scale and muxers jitter
+			// them, but each Opus packet says how long it lasts (RFC 6716 §3.1): use
+			// that, and lay the timestamps end to end as an RTP sender does.
+			setDurations(frames, 20*time.Millisecond)
+			ts := frames[0].Timestamp
+			for i := range frames {
+				if d, err := opusPacketDuration(frames[i].Data); err == nil {
+					frames[i].Duration = d
+				}
+				frames[i].Timestamp = ts
+				ts += frames[i].Duration
 			}
-			setDurations(frames, last)
 			clip.Audio = &Stream{
 				MimeType:  webrtc.MimeTypeOpus,
 				ClockRate: opusClockRate,

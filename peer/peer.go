@@ -106,8 +106,13 @@ type call struct {
 	remoteW     atomic.Int32
 	remoteH     atomic.Int32
 
-	senders  []sender
-	wg       sync.WaitGroup // media, RTCP and signaling goroutines
+	senders []sender
+
+	// Pion calls back from its own goroutines (OnTrack) until Close returns, so starting a
+	// goroutine and hanging up are ordered by mu: after hangUp sets done, nothing starts.
+	mu   sync.Mutex
+	done bool
+	wg   sync.WaitGroup // media, RTCP and signaling goroutines
 	rec      *recorder
 	stopSend context.CancelFunc
 }
@@ -193,9 +198,7 @@ func (c *call) run(ctx context.Context) (string, error) {
 
 	msgs := make(chan protocol.Message, 32)
 	readErr := make(chan error, 1)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
+	c.spawn(func() {
 		for {
 			m, err := sig.Read(callCtx)
 			if err != nil {
@@ -208,7 +211,7 @@ func (c *call) run(ctx context.Context) (string, error) {
 				return
 			}
 		}
-	}()
+	})
 
 	if c.cfg.Create {
 		c.role = roleHost
@@ -445,11 +448,7 @@ func (c *call) newPeerConnection() error {
 		}
 	})
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.receive(t)
-		}()
+		c.spawn(func() { c.receive(t) })
 	})
 	return nil
 }
@@ -497,15 +496,13 @@ func (c *call) addTracks() error {
 		}
 		// Reading RTCP lets the interceptors see NACKs and receiver reports; it ends
 		// when the peer connection closes.
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
+		c.spawn(func() {
 			for {
 				if _, _, err := rtpSender.ReadRTCP(); err != nil {
 					return
 				}
 			}
-		}()
+		})
 		c.senders = append(c.senders, sender{track: track, stream: s, count: count})
 		return nil
 	}
@@ -524,9 +521,7 @@ func (c *call) startSending() {
 	ctx, cancel := context.WithCancel(c.ctx)
 	c.stopSend = cancel
 	for _, s := range c.senders {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
+		c.spawn(func() {
 			err := media.Play(ctx, s.stream, true, func(f media.Frame) error {
 				if err := s.track.WriteSample(pionmedia.Sample{Data: f.Data, Duration: f.Duration}); err != nil {
 					return err
@@ -537,12 +532,29 @@ func (c *call) startSending() {
 			if err != nil && ctx.Err() == nil {
 				c.log.Debug("sending stopped", "kind", s.track.Kind(), "err", err)
 			}
-		}()
+		})
 	}
+}
+
+// spawn runs f in a goroutine that hangUp waits for, unless the call is already over.
+func (c *call) spawn(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
 }
 
 // hangUp tells the server, closes the peer connection and waits for every goroutine.
 func (c *call) hangUp() {
+	c.mu.Lock()
+	c.done = true
+	c.mu.Unlock()
 	if c.stopSend != nil {
 		c.stopSend()
 	}

@@ -2,9 +2,267 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parley-rtc/parley/bench"
 )
 
+const benchUsage = `Usage: parley bench <kind> [flags]
+
+Kinds:
+  setup      call setup time of two native peers on loopback (first remote video frame)
+  signaling  relay throughput and round-trip time of raw signaling clients
+  idle       server memory per idle signaling connection
+
+Run 'parley bench <kind> -h' for its flags. --json prints one JSON object instead of a table.
+`
+
 func bench(ctx context.Context, args []string) error {
-	return errors.New("not yet")
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, benchUsage)
+		return errors.New("say which benchmark to run")
+	}
+	switch args[0] {
+	case "setup":
+		return benchSetup(ctx, args[1:])
+	case "signaling":
+		return benchSignaling(ctx, args[1:])
+	case "idle":
+		return benchIdle(ctx, args[1:])
+	case "-h", "-help", "--help", "help":
+		fmt.Print(benchUsage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, benchUsage)
+	return fmt.Errorf("unknown benchmark %q", args[0])
+}
+
+// sampleMedia is the path of a sample media file: in $PARLEY_MEDIA, or in ../shared/media
+// as seen from the project root.
+func sampleMedia(name string) string {
+	dir := os.Getenv("PARLEY_MEDIA")
+	if dir == "" {
+		dir = filepath.Join("..", "shared", "media")
+	}
+	return filepath.Join(dir, name)
+}
+
+func benchLogger(verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func benchSetup(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench setup", flag.ContinueOnError)
+	calls := fs.Int("calls", 20, "how many calls to measure, one after another")
+	warmUp := fs.Int("warmup", 1, "calls to run first and not measure")
+	server := fs.String("server", "", "`URL` of a signaling server on loopback (default: one in this process)")
+	video := fs.String("video", sampleMedia("chrome-vp8.ivf"), "video both peers send: VP8 in IVF or WebM `file`")
+	audio := fs.String("audio", sampleMedia("chrome-opus.ogg"), "audio both peers send: Opus in Ogg `file` (\"\" for none)")
+	hold := fs.Duration("hold", 500*time.Millisecond, "how long each peer stays in a call after it connects")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	verbose := fs.Bool("v", false, "log debug detail to stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	v, a, err := loadMedia(*video, *audio)
+	if err != nil {
+		return err
+	}
+	if *warmUp == 0 {
+		*warmUp = -1 // SetupConfig: 0 is the default, negative is none
+	}
+	res, err := bench.Setup(ctx, bench.SetupConfig{Server: *server, Calls: *calls, WarmUp: *warmUp,
+		Video: v, Audio: a, Hold: *hold, Logger: benchLogger(*verbose)})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(struct {
+			Bench string `json:"bench"`
+			Video string `json:"video"`
+			Audio string `json:"audio"`
+			bench.SetupResult
+		}{"setup", *video, *audio, res})
+	}
+
+	fmt.Printf("parley bench setup: %d calls, one after another (after %d warm-up, not counted); 2 native peers on loopback\n",
+		res.Calls, res.WarmUp)
+	if res.InProc {
+		fmt.Printf("  server: in-process at %s; both peers and the server share this machine's %d CPUs\n", res.Server, runtime.NumCPU())
+	} else {
+		fmt.Printf("  server: %s; both peers run in this process\n", res.Server)
+	}
+	what := filepath.Base(*video)
+	if *audio != "" {
+		what += " + " + filepath.Base(*audio)
+	}
+	fmt.Printf("  media:  %s, sent both ways; each peer hangs up %s after connecting\n\n", what, *hold)
+	fmt.Printf("  %-40s %8s %8s %8s %8s\n", "ms, from each peer's own start", "median", "p90", "min", "max")
+	row := func(name string, s bench.Summary) {
+		fmt.Printf("  %-40s %8.1f %8.1f %8.1f %8.1f\n", name, s.P50, s.P90, s.Min, s.Max)
+	}
+	row("host  connected_ms (ICE connected)", res.Host.ConnectedMS)
+	row("host  first_video_ms (first remote frame)", res.Host.FirstVideoMS)
+	row("guest connected_ms (ICE connected)", res.Guest.ConnectedMS)
+	row("guest first_video_ms (first remote frame)", res.Guest.FirstVideoMS)
+	row("call  both have video, from host start", res.BothVideo)
+	var guestStart []float64
+	for _, c := range res.PerCall {
+		if c.Error == "" {
+			guestStart = append(guestStart, c.GuestStartMS)
+		}
+	}
+	fmt.Printf("\n  n = %d calls succeeded, %d failed. The guest starts when the host's session is ready\n",
+		res.Host.FirstVideoMS.N, res.Failed)
+	fmt.Printf("  (median %.1f ms after the host); the host's times include waiting for it.\n",
+		bench.Summarize(guestStart).P50)
+	for i, c := range res.PerCall {
+		if c.Error != "" {
+			fmt.Printf("  call %d failed: %s\n", i+1, c.Error)
+		}
+	}
+	return nil
+}
+
+func benchSignaling(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench signaling", flag.ContinueOnError)
+	pairsFlag := fs.String("pairs", "50,200", "comma-separated numbers of concurrent host/guest pairs, one run each")
+	duration := fs.Duration("duration", 5*time.Second, "length of each run")
+	server := fs.String("server", "", "`URL` of a signaling server on loopback (default: one in this process)")
+	spawn := fs.Bool("spawn", false, "run the server as a child process (`parley serve`), apart from the load generator")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	verbose := fs.Bool("v", false, "log debug detail to stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var pairs []int
+	for f := range strings.SplitSeq(*pairsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--pairs: %q is not a positive number", f)
+		}
+		pairs = append(pairs, n)
+	}
+	if *spawn && *server != "" {
+		return errors.New("give --server or --spawn, not both")
+	}
+	mode, target := "in-process", *server
+	if *server != "" {
+		mode = "external"
+	}
+	pid := 0
+	if *spawn {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("--spawn: %w", err)
+		}
+		child, err := bench.Spawn(ctx, exe, os.Stderr)
+		if err != nil {
+			return err
+		}
+		defer child.Close()
+		mode, target, pid = "spawned", child.URL, child.PID
+	}
+
+	var runs []bench.SignalingResult
+	for _, p := range pairs {
+		res, err := bench.Signaling(ctx, bench.SignalingConfig{Server: target, Pairs: p, Duration: *duration,
+			Logger: benchLogger(*verbose)})
+		if err != nil {
+			return err
+		}
+		runs = append(runs, res)
+	}
+	if *asJSON {
+		return printJSON(struct {
+			Bench      string                  `json:"bench"`
+			ServerMode string                  `json:"server_mode"` // in-process, spawned or external
+			ServerPID  int                     `json:"server_pid,omitempty"`
+			Runs       []bench.SignalingResult `json:"runs"`
+		}{"signaling", mode, pid, runs})
+	}
+
+	fmt.Printf("parley bench signaling: raw signaling clients (no WebRTC), %s per run\n", *duration)
+	switch mode {
+	case "in-process":
+		fmt.Printf("  server: in-process (a new one per run); it shares this process's %d CPUs with the load generator,\n", runtime.GOMAXPROCS(0))
+		fmt.Printf("          so the figures are for server and clients together (use --spawn to separate them)\n")
+	case "spawned":
+		fmt.Printf("  server: child process `parley serve` (pid %d) at %s; the load generator is this process.\n", pid, target)
+		fmt.Printf("          Separate processes, same machine: both share its %d CPUs.\n", runtime.NumCPU())
+	default:
+		fmt.Printf("  server: %s; the load generator is this process\n", target)
+	}
+	fmt.Printf("  cycle:  offer (%d B SDP) -> answer (%d B SDP) -> candidate -> candidate = 4 relayed messages\n",
+		runs[0].OfferBytes, runs[0].AnswerBytes)
+	fmt.Printf("  rtt:    host side, from sending an offer to receiving its answer\n\n")
+	fmt.Printf("  %6s %9s %9s %10s %8s %8s %8s %8s\n", "pairs", "cycles", "relays", "relays/s", "rtt p50", "p90", "p99", "max ms")
+	for _, r := range runs {
+		fmt.Printf("  %6d %9d %9d %10.0f %8.2f %8.2f %8.2f %8.2f\n", r.Pairs, r.Cycles, r.Relays, r.RelaysPerSec,
+			r.RTTMS.P50, r.RTTMS.P90, r.RTTMS.P99, r.RTTMS.Max)
+	}
+	return nil
+}
+
+func benchIdle(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench idle", flag.ContinueOnError)
+	conns := fs.Int("conns", 10000, "idle connections to open (they are this process's sockets too)")
+	settle := fs.Duration("settle", 3*time.Second, "wait before each memory measurement")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	res, err := bench.Idle(ctx, bench.IdleConfig{Parley: exe, Conns: *conns, Settle: *settle, Stderr: os.Stderr,
+		Progress: func(open int) {
+			fmt.Fprintf(os.Stderr, "\ropened %d/%d connections", open, *conns)
+			if open == *conns {
+				fmt.Fprintln(os.Stderr)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(struct {
+			Bench string `json:"bench"`
+			bench.IdleResult
+		}{"idle", res})
+	}
+	mib := func(kib float64) float64 { return kib / 1024 }
+	fmt.Printf("parley bench idle: %d idle signaling connections to a child `parley serve` (pid %d) at %s\n",
+		res.Conns, res.PID, res.Server)
+	fmt.Printf("  each connection answers the server's pings and sends nothing else; memory is the server's VmRSS,\n")
+	fmt.Printf("  the median of 5 readings taken after %s of quiet\n\n", *settle)
+	fmt.Printf("  server RSS before:  %8.1f MiB  (%d warm-up connections open)\n", mib(res.BeforeKiB), res.WarmUp)
+	fmt.Printf("  server RSS after:   %8.1f MiB  (%d open)\n", mib(res.AfterKiB), res.WarmUp+res.Conns)
+	fmt.Printf("  growth:             %8.1f MiB\n", mib(res.TotalKiB))
+	fmt.Printf("  per connection:     %8.1f KiB\n\n", res.PerConn)
+	fmt.Printf("  /healthz with all open: %d connections (want %d)\n", res.Counted, res.WarmUp+res.Conns)
+	fmt.Printf("  opened in %.1f s; closed (close handshake) in %.1f s; /healthz back to %d %.0f ms after the first close\n",
+		res.OpenMS/1000, res.CloseMS/1000, res.Left, res.DrainMS)
+	return nil
 }

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-rtc/parley/peer"
+)
+
+// buildParley builds the binary once per test run.
+func buildParley(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "parley")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func mediaFile(name string) string {
+	if d := os.Getenv("PARLEY_MEDIA"); d != "" {
+		return filepath.Join(d, name)
+	}
+	return filepath.Join("..", "..", "..", "shared", "media", name)
+}
+
+// startServe runs `parley serve` on a free port and returns its base URL.
+func startServe(t *testing.T, bin string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("parley serve exited with %v after SIGINT", err)
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("parley serve did not exit within 10 s of SIGINT")
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading parley serve's first line: %v", err)
+	}
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "parley: listening on ")
+	if !ok {
+		t.Fatalf("parley serve's first line is %q", line)
+	}
+	return url
+}
+
+// TestCommandLineCall makes a call the way the README says: one server, two `parley call`
+// processes, the host printing its session ID for the guest.
+func TestCommandLineCall(t *testing.T) {
+	bin := buildParley(t)
+	url := startServe(t, bin)
+	dir := t.TempDir()
+
+	host := exec.Command(bin, "call", "--server", url, "--new", "--loopback",
+		"--video", mediaFile("chrome-vp8.ivf"), "--audio", mediaFile("chrome-opus.ogg"),
+		"--duration", "2s", "--report", filepath.Join(dir, "host.json"))
+	hostOut, err := host.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hostErr strings.Builder
+	host.Stderr = &hostErr
+	if err := host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(hostOut).ReadString('\n')
+	if err != nil {
+		t.Fatalf("host printed no session line: %v; stderr: %s", err, hostErr.String())
+	}
+	id, ok := strings.CutPrefix(strings.TrimSpace(line), "session ")
+	if !ok || len(id) != 22 {
+		t.Fatalf("host's first line is %q, want 'session <22-char ID>'", line)
+	}
+
+	guest := exec.Command(bin, "call", "--server", url, "--join", id, "--loopback",
+		"--video", mediaFile("chrome-vp8-opus.webm"), "--duration", "2s",
+		"--record", filepath.Join(dir, "rec"), "--report", "-")
+	out, err := guest.Output()
+	if err != nil {
+		t.Fatalf("guest: %v\n%s", err, exitStderr(err))
+	}
+	if err := host.Wait(); err != nil {
+		t.Fatalf("host: %v\n%s", err, hostErr.String())
+	}
+	var g, h peer.Report
+	if err := json.Unmarshal(out, &g); err != nil {
+		t.Fatalf("guest report %q: %v", out, err)
+	}
+	hb, err := os.ReadFile(filepath.Join(dir, "host.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(hb, &h); err != nil {
+		t.Fatalf("host report %q: %v", hb, err)
+	}
+	for _, r := range []peer.Report{h, g} {
+		if r.Session != id || r.VideoFramesReceived < 30 || r.AudioPacketsReceived < 50 || r.VideoFramesSent < 30 {
+			t.Errorf("%s report: %+v", r.Role, r)
+		}
+	}
+	if h.Role != "host" || g.Role != "guest" {
+		t.Errorf("roles: host report says %q, guest report says %q", h.Role, g.Role)
+	}
+	for _, f := range []string{"video.ivf", "audio.ogg"} {
+		if st, err := os.Stat(filepath.Join(dir, "rec", f)); err != nil || st.Size() < 10000 {
+			t.Errorf("recording %s: %v", f, err)
+		}
+	}
+}
+
+func TestCommandLineErrors(t *testing.T) {
+	bin := buildParley(t)
+	url := startServe(t, bin)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"call", "--server", url, "--join", "nope"}, "unknown"},
+		{[]string{"call", "--server", url}, "exactly one of --new and --join"},
+		{[]string{"call", "--server", url, "--new", "--video", "main.go"}, "unknown container format"},
+		{[]string{"call", "--server", "http://127.0.0.1:1", "--new"}, "connect to signaling server"},
+		{[]string{"serve", "--addr", "256.0.0.1:99999"}, "listen on"},
+	}
+	for _, tc := range cases {
+		cmd := exec.Command(bin, tc.args...)
+		out, err := cmd.CombinedOutput()
+		msg := strings.TrimSpace(string(out))
+		if err == nil || cmd.ProcessState.ExitCode() == 0 {
+			t.Errorf("parley %v succeeded, want a non-zero exit", tc.args)
+		}
+		if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, tc.want) {
+			t.Errorf("parley %v said %q, want one line containing %q", tc.args, msg, tc.want)
+		}
+	}
+}
+
+func exitStderr(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(ee.Stderr)
+	}
+	return ""
+}
