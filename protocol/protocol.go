@@ -147,7 +147,7 @@ type Answer struct {
 
 // Candidate carries one trickled ICE candidate (RFC 8838), addressed like Offer. With
 // EndOfCandidates set and Candidate nil it says the sender has gathered all its candidates
-// (RFC 8838 §4.4).
+// (RFC 8838).
 type Candidate struct {
 	SessionID       string        `json:"session_id"`
 	From            string        `json:"from,omitempty"`
@@ -392,20 +392,24 @@ func checkRelayed(session, from, to string, missing bool, what string) error {
 	return nil
 }
 
-// Encode returns m as one JSON object with its "type" field first.
+// Encode returns m as one JSON object with its "type" field first. It does not escape
+// <, > and & (an SDP is not HTML), so a relayed message is its sender's size plus "from".
 func Encode(m Message) ([]byte, error) {
-	body, err := json.Marshal(m)
-	if err != nil {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
 		return nil, fmt.Errorf("encode %s message: %w", m.Type(), err)
 	}
+	fields := bytes.TrimSuffix(body.Bytes(), []byte("\n"))
 	var b bytes.Buffer
-	b.Grow(len(body) + len(m.Type()) + 12)
-	b.WriteString(`{"type":`)
-	typ, _ := json.Marshal(m.Type())
-	b.Write(typ)
-	if len(body) > 2 { // body is "{...}" with at least one field
+	b.Grow(len(fields) + len(m.Type()) + 12)
+	b.WriteString(`{"type":"`)
+	b.WriteString(m.Type()) // a constant of this package: no escaping needed
+	b.WriteByte('"')
+	if len(fields) > 2 { // fields is "{...}" with at least one field
 		b.WriteByte(',')
-		b.Write(body[1:])
+		b.Write(fields[1:])
 	} else {
 		b.WriteByte('}')
 	}

@@ -58,6 +58,9 @@ func New(cfg Config) *Core {
 	if cfg.MaxPeers <= 0 {
 		cfg.MaxPeers = 2
 	}
+	if cfg.ICEServers == nil {
+		cfg.ICEServers = []protocol.ICEServer{} // "ice_servers": [] on the wire, never null
+	}
 	if cfg.RememberClosed <= 0 {
 		cfg.RememberClosed = 10000
 	}

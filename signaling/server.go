@@ -26,7 +26,7 @@ import (
 type Config struct {
 	// ICEServers are handed to every client in Welcome.
 	ICEServers []protocol.ICEServer
-	// PingInterval is how often the server pings an idle client; 0 means 10 s.
+	// PingInterval is how often the server pings each client; 0 means 10 s.
 	PingInterval time.Duration
 	// IdleTimeout drops a connection the server has heard nothing from for this long; 0
 	// means 25 s, so a dead peer is gone within 30 s.
@@ -179,7 +179,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	id, out := s.core.Connect()
 	c.id = id
 	s.conns[id] = c
-	s.deliverLocked(out)
+	s.deliverLocked(out, nil)
 	s.mu.Unlock()
 	defer s.wg.Done()
 
@@ -192,7 +192,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	delete(s.conns, id)
-	s.deliverLocked(s.core.Disconnect(id))
+	s.deliverLocked(s.core.Disconnect(id), nil)
 	s.mu.Unlock()
 
 	c.close(websocket.StatusNormalClosure, "")
@@ -238,7 +238,7 @@ func (s *Server) readLoop(c *conn, log *slog.Logger) error {
 			continue
 		}
 		s.mu.Lock()
-		s.deliverLocked(s.core.Handle(c.id, m))
+		s.deliverLocked(s.core.Handle(c.id, m), c)
 		s.mu.Unlock()
 	}
 }
@@ -278,9 +278,11 @@ func (s *Server) errorTo(c *conn, e protocol.Error) {
 	s.mu.Unlock()
 }
 
-// deliverLocked encodes and queues out. Each message is encoded once even when it goes to
-// several users.
-func (s *Server) deliverLocked(out []session.Out) {
+// deliverLocked encodes and queues out, the result of a message from sender (nil for the
+// server's own events). Each message is encoded once even when it goes to several users.
+// A relayed message that the server's "from" stamp pushes over MaxMessageSize is not
+// relayed: its sender gets too_large, so no peer ever receives more than the limit.
+func (s *Server) deliverLocked(out []session.Out, sender *conn) {
 	var last protocol.Message
 	var lastBytes []byte
 	for _, o := range out {
@@ -295,6 +297,13 @@ func (s *Server) deliverLocked(out []session.Out) {
 				continue
 			}
 			last, lastBytes = o.Msg, b
+		}
+		if len(lastBytes) > protocol.MaxMessageSize && sender != nil && c != sender {
+			b, _ := protocol.Encode(protocol.Error{Code: protocol.CodeTooLarge, Ref: o.Msg.Type(),
+				Message: fmt.Sprintf("%s is %d bytes once relayed, over the %d-byte limit; not relayed",
+					o.Msg.Type(), len(lastBytes), protocol.MaxMessageSize)})
+			s.queueLocked(sender, b)
+			continue
 		}
 		s.queueLocked(c, lastBytes)
 	}

@@ -203,6 +203,21 @@ func TestBadInputKeepsConnectionAndOthers(t *testing.T) {
 	}
 }
 
+func TestRelayNeverExceedsLimit(t *testing.T) {
+	_, url := start(t, signaling.Config{})
+	host, guest, session := pair(t, url)
+	// An offer just under the limit, which the server's "from" stamp would push over it.
+	prefix := `{"type":"offer","session_id":"` + session + `","sdp":"`
+	sdp := strings.Repeat("<", protocol.MaxMessageSize-len(prefix)-2)
+	host.sendRaw(websocket.MessageText, []byte(prefix+sdp+`"}`))
+	host.expectError(protocol.CodeTooLarge)
+	// A normal offer after it still goes through, and is the first thing the guest sees.
+	host.send(protocol.Offer{SessionID: session, SDP: "v=0 <&>"})
+	if o := guest.expect(protocol.TypeOffer).(protocol.Offer); o.SDP != "v=0 <&>" {
+		t.Errorf("offer %+v", o)
+	}
+}
+
 func TestHugeMessageClosesOnlyThatConnection(t *testing.T) {
 	_, url := start(t, signaling.Config{})
 	host, guest, session := pair(t, url)
