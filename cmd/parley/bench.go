@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parley-rtc/parley/bench"
+	parleybench "github.com/parley-rtc/parley/bench" // bench names this command's entry point
 )
 
 const benchUsage = `Usage: parley bench <kind> [flags]
@@ -91,7 +91,7 @@ func benchSetup(ctx context.Context, args []string) error {
 	if *warmUp == 0 {
 		*warmUp = -1 // SetupConfig: 0 is the default, negative is none
 	}
-	res, err := bench.Setup(ctx, bench.SetupConfig{Server: *server, Calls: *calls, WarmUp: *warmUp,
+	res, err := parleybench.Setup(ctx, parleybench.SetupConfig{Server: *server, Calls: *calls, WarmUp: *warmUp,
 		Video: v, Audio: a, Hold: *hold, Logger: benchLogger(*verbose)})
 	if err != nil {
 		return err
@@ -101,7 +101,7 @@ func benchSetup(ctx context.Context, args []string) error {
 			Bench string `json:"bench"`
 			Video string `json:"video"`
 			Audio string `json:"audio"`
-			bench.SetupResult
+			parleybench.SetupResult
 		}{"setup", *video, *audio, res})
 	}
 
@@ -117,9 +117,9 @@ func benchSetup(ctx context.Context, args []string) error {
 		what += " + " + filepath.Base(*audio)
 	}
 	fmt.Printf("  media:  %s, sent both ways; each peer hangs up %s after connecting\n\n", what, *hold)
-	fmt.Printf("  %-40s %8s %8s %8s %8s\n", "ms, from each peer's own start", "median", "p90", "min", "max")
-	row := func(name string, s bench.Summary) {
-		fmt.Printf("  %-40s %8.1f %8.1f %8.1f %8.1f\n", name, s.P50, s.P90, s.Min, s.Max)
+	fmt.Printf("  %-42s %8s %8s %8s %8s\n", "ms, from each peer's own start", "median", "p90", "min", "max")
+	row := func(name string, s parleybench.Summary) {
+		fmt.Printf("  %-42s %8.1f %8.1f %8.1f %8.1f\n", name, s.P50, s.P90, s.Min, s.Max)
 	}
 	row("host  connected_ms (ICE connected)", res.Host.ConnectedMS)
 	row("host  first_video_ms (first remote frame)", res.Host.FirstVideoMS)
@@ -135,7 +135,7 @@ func benchSetup(ctx context.Context, args []string) error {
 	fmt.Printf("\n  n = %d calls succeeded, %d failed. The guest starts when the host's session is ready\n",
 		res.Host.FirstVideoMS.N, res.Failed)
 	fmt.Printf("  (median %.1f ms after the host); the host's times include waiting for it.\n",
-		bench.Summarize(guestStart).P50)
+		parleybench.Summarize(guestStart).P50)
 	for i, c := range res.PerCall {
 		if c.Error != "" {
 			fmt.Printf("  call %d failed: %s\n", i+1, c.Error)
@@ -176,7 +176,7 @@ func benchSignaling(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("--spawn: %w", err)
 		}
-		child, err := bench.Spawn(ctx, exe, os.Stderr)
+		child, err := parleybench.Spawn(ctx, exe, os.Stderr)
 		if err != nil {
 			return err
 		}
@@ -184,10 +184,10 @@ func benchSignaling(ctx context.Context, args []string) error {
 		mode, target, pid = "spawned", child.URL, child.PID
 	}
 
-	var runs []bench.SignalingResult
+	var runs []parleybench.SignalingResult
 	for _, p := range pairs {
-		res, err := bench.Signaling(ctx, bench.SignalingConfig{Server: target, Pairs: p, Duration: *duration,
-			Logger: benchLogger(*verbose)})
+		res, err := parleybench.Signaling(ctx, parleybench.SignalingConfig{Server: target, Pairs: p, Duration: *duration,
+			ServerPID: pid, Logger: benchLogger(*verbose)})
 		if err != nil {
 			return err
 		}
@@ -195,10 +195,10 @@ func benchSignaling(ctx context.Context, args []string) error {
 	}
 	if *asJSON {
 		return printJSON(struct {
-			Bench      string                  `json:"bench"`
-			ServerMode string                  `json:"server_mode"` // in-process, spawned or external
-			ServerPID  int                     `json:"server_pid,omitempty"`
-			Runs       []bench.SignalingResult `json:"runs"`
+			Bench      string                        `json:"bench"`
+			ServerMode string                        `json:"server_mode"` // in-process, spawned or external
+			ServerPID  int                           `json:"server_pid,omitempty"`
+			Runs       []parleybench.SignalingResult `json:"runs"`
 		}{"signaling", mode, pid, runs})
 	}
 
@@ -215,11 +215,17 @@ func benchSignaling(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("  cycle:  offer (%d B SDP) -> answer (%d B SDP) -> candidate -> candidate = 4 relayed messages\n",
 		runs[0].OfferBytes, runs[0].AnswerBytes)
-	fmt.Printf("  rtt:    host side, from sending an offer to receiving its answer\n\n")
-	fmt.Printf("  %6s %9s %9s %10s %8s %8s %8s %8s\n", "pairs", "cycles", "relays", "relays/s", "rtt p50", "p90", "p99", "max ms")
+	fmt.Printf("  rtt:    host side, from sending an offer to receiving its answer\n")
+	fmt.Printf("  cpu:    cores busy during the run (CPU seconds per second), of the server and of this process\n\n")
+	fmt.Printf("  %6s %9s %9s %10s %8s %8s %8s %8s %8s %8s\n", "pairs", "cycles", "relays", "relays/s",
+		"rtt p50", "p90", "p99", "max ms", "srv cpu", "this cpu")
 	for _, r := range runs {
-		fmt.Printf("  %6d %9d %9d %10.0f %8.2f %8.2f %8.2f %8.2f\n", r.Pairs, r.Cycles, r.Relays, r.RelaysPerSec,
-			r.RTTMS.P50, r.RTTMS.P90, r.RTTMS.P99, r.RTTMS.Max)
+		server := "-"
+		if mode == "spawned" {
+			server = fmt.Sprintf("%.2f", r.ServerCPU)
+		}
+		fmt.Printf("  %6d %9d %9d %10.0f %8.2f %8.2f %8.2f %8.2f %8s %8.2f\n", r.Pairs, r.Cycles, r.Relays, r.RelaysPerSec,
+			r.RTTMS.P50, r.RTTMS.P90, r.RTTMS.P99, r.RTTMS.Max, server, r.ClientCPU)
 	}
 	return nil
 }
@@ -236,20 +242,23 @@ func benchIdle(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := bench.Idle(ctx, bench.IdleConfig{Parley: exe, Conns: *conns, Settle: *settle, Stderr: os.Stderr,
-		Progress: func(open int) {
+	cfg := parleybench.IdleConfig{Parley: exe, Conns: *conns, Settle: *settle, Stderr: os.Stderr}
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		cfg.Progress = func(open int) {
 			fmt.Fprintf(os.Stderr, "\ropened %d/%d connections", open, *conns)
 			if open == *conns {
 				fmt.Fprintln(os.Stderr)
 			}
-		}})
+		}
+	}
+	res, err := parleybench.Idle(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return printJSON(struct {
 			Bench string `json:"bench"`
-			bench.IdleResult
+			parleybench.IdleResult
 		}{"idle", res})
 	}
 	mib := func(kib float64) float64 { return kib / 1024 }
