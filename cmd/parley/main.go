@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -41,6 +43,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "parley: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // the flag package has printed the usage
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "parley %s: %v\n", os.Args[1], err)
