@@ -42,6 +42,12 @@ const (
 	JoinUnknown = "unknown" // no session has that ID
 	JoinFull    = "full"    // the session already has its participants
 	JoinClosed  = "closed"  // the session existed and has ended
+	// JoinWrongPassword: the session has a password and the join carried another one (or
+	// none). Ask the person for it and join again.
+	JoinWrongPassword = "wrong_password"
+	// JoinBadToken: the join token is malformed, badly signed, expired or for another
+	// session; or the server requires a token and the join carried none.
+	JoinBadToken = "bad_token"
 )
 
 // Error codes (Error.Code).
@@ -52,6 +58,14 @@ const (
 	CodeNotInSession = "not_in_session" // the message names a session the sender is not in
 	CodeNotAllowed   = "not_allowed"    // a client sent a message only the server sends
 	CodeBusy         = "busy"           // the sender is already in a session
+	// CodeRateLimited: the sender sent more messages than its rate allows; the message was
+	// dropped. A sender that keeps on is disconnected (WebSocket status 1008).
+	CodeRateLimited = "rate_limited"
+	// CodeTooManyConnections: the sender's IP address has too many connections open; the
+	// server closes this one (status 1008) right after the error.
+	CodeTooManyConnections = "too_many_connections"
+	// CodeShuttingDown: the server is stopping; it closes the connection (status 1001).
+	CodeShuttingDown = "shutting_down"
 )
 
 // Message is any signaling message. Its Type is the value of the "type" field.
@@ -83,17 +97,25 @@ type Welcome struct {
 	ICEServers      []ICEServer `json:"ice_servers"`
 }
 
-// CreateSession asks the server for a new session with the sender as its host.
-type CreateSession struct{}
+// CreateSession asks the server for a new session with the sender as its host. With a
+// Password, only joins that give the same password (or a valid token) are let in.
+type CreateSession struct {
+	Password string `json:"password,omitempty"`
+}
 
 // SessionReady answers CreateSession: the session exists and the sender is its host.
 type SessionReady struct {
 	SessionID string `json:"session_id"`
 }
 
-// JoinSession asks to join an existing session as a guest.
+// JoinSession asks to join an existing session as a guest. Password is the session's
+// password, if it has one. Token is a signed join token (a JWT, RFC 7519, signed HS256 with
+// the server's token secret, whose "session" claim is SessionID and whose "exp" has not
+// passed); a valid token admits without the password.
 type JoinSession struct {
 	SessionID string `json:"session_id"`
+	Password  string `json:"password,omitempty"`
+	Token     string `json:"token,omitempty"`
 }
 
 // Joined answers JoinSession: the sender is in the session. Peers lists the user IDs
@@ -311,8 +333,12 @@ func deref(m Message) Message {
 	return m
 }
 
-// maxIDLen bounds the user and session IDs a peer may send; real ones are 22 characters.
-const maxIDLen = 64
+// Bounds on what a peer may send: real IDs are 22 characters.
+const (
+	maxIDLen     = 64
+	maxSecretLen = 256  // a session password, in bytes
+	maxTokenLen  = 2048 // a join token, in bytes
+)
 
 func checkID(field, v string, required bool) error {
 	if v == "" {
@@ -333,7 +359,17 @@ func validate(m Message) error {
 		return checkID("user_id", v.UserID, true)
 	case SessionReady:
 		return checkID("session_id", v.SessionID, true)
+	case CreateSession:
+		if len(v.Password) > maxSecretLen {
+			return fmt.Errorf("password is %d bytes long, over %d", len(v.Password), maxSecretLen)
+		}
 	case JoinSession:
+		if len(v.Password) > maxSecretLen {
+			return fmt.Errorf("password is %d bytes long, over %d", len(v.Password), maxSecretLen)
+		}
+		if len(v.Token) > maxTokenLen {
+			return fmt.Errorf("token is %d bytes long, over %d", len(v.Token), maxTokenLen)
+		}
 		return checkID("session_id", v.SessionID, true)
 	case Joined:
 		return checkID("session_id", v.SessionID, true)

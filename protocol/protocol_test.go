@@ -69,8 +69,8 @@ var wireCases = []wireCase{
 	},
 	{
 		name: "create_session",
-		msg:  protocol.CreateSession{},
-		wire: `{"type":"create_session"}`,
+		msg:  protocol.CreateSession{Password: "open sesame"},
+		wire: `{"type":"create_session","password":"open sesame"}`,
 	},
 	{
 		name: "session_ready",
@@ -79,8 +79,8 @@ var wireCases = []wireCase{
 	},
 	{
 		name: "join_session",
-		msg:  protocol.JoinSession{SessionID: session},
-		wire: `{"type":"join_session","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg"}`,
+		msg:  protocol.JoinSession{SessionID: session, Password: "open sesame", Token: "eyJhbGciOiJIUzI1NiJ9.e30.sig"},
+		wire: `{"type":"join_session","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","password":"open sesame","token":"eyJhbGciOiJIUzI1NiJ9.e30.sig"}`,
 	},
 	{
 		name: "joined",
@@ -479,6 +479,9 @@ func TestDecodeRejects(t *testing.T) {
 		// IDs over 64 bytes.
 		{"long user_id", `{"type":"welcome","user_id":"` + id(65) + `"}`, bad, "welcome", "user_id is 65 bytes long"},
 		{"long session_id", `{"type":"join_session","session_id":"` + id(65) + `"}`, bad, "join_session", "session_id is 65 bytes long"},
+		{"long password", `{"type":"join_session","session_id":"s","password":"` + id(257) + `"}`, bad, "join_session", "password is 257 bytes long"},
+		{"long token", `{"type":"join_session","session_id":"s","token":"` + id(2049) + `"}`, bad, "join_session", "token is 2049 bytes long"},
+		{"long create password", `{"type":"create_session","password":"` + id(257) + `"}`, bad, "create_session", "password is 257 bytes long"},
 		{"long session_id in session_ready", `{"type":"session_ready","session_id":"` + id(65) + `"}`, bad, "session_ready", "session_id is 65 bytes"},
 		{"long session_id in joined", `{"type":"joined","session_id":"` + id(65) + `"}`, bad, "joined", "session_id is 65 bytes"},
 		{"long session_id in join_error", `{"type":"join_error","session_id":"` + id(65) + `","code":"full"}`, bad, "join_error", "session_id is 65 bytes"},

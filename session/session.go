@@ -5,6 +5,8 @@
 package session
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"fmt"
 
 	"github.com/parley-rtc/parley/protocol"
@@ -46,8 +48,9 @@ type user struct {
 }
 
 type session struct {
-	id      string
-	members []*user // host first, in the order they joined
+	id       string
+	members  []*user   // host first, in the order they joined
+	password *[32]byte // SHA-256 of the password, nil for none
 }
 
 // New returns an empty Core.
@@ -115,9 +118,9 @@ func (c *Core) Handle(userID string, m protocol.Message) []Out {
 	case protocol.Pong:
 		return nil
 	case protocol.CreateSession:
-		return c.create(u)
+		return c.create(u, m.Password)
 	case protocol.JoinSession:
-		return c.join(u, m.SessionID)
+		return c.join(u, m.SessionID, m.Password, false)
 	case protocol.LeaveSession:
 		if u.session == nil || u.session.id != m.SessionID {
 			return notIn(u, m.Type(), m.SessionID)
@@ -147,7 +150,17 @@ func busy(u *user, typ string) []Out {
 		Message: fmt.Sprintf("%s: you are already in session %q; leave it first", typ, u.session.id)})
 }
 
-func (c *Core) create(u *user) []Out {
+// JoinWithToken joins userID to sessionID as Handle does for a JoinSession, but without the
+// session's password: the shell calls it once it has verified a join token for that session.
+func (c *Core) JoinWithToken(userID, sessionID string) []Out {
+	u := c.users[userID]
+	if u == nil {
+		return nil
+	}
+	return c.join(u, sessionID, "", true)
+}
+
+func (c *Core) create(u *user, password string) []Out {
 	if u.session != nil {
 		return busy(u, protocol.TypeCreateSession)
 	}
@@ -156,13 +169,17 @@ func (c *Core) create(u *user) []Out {
 		id = c.cfg.NewID()
 	}
 	s := &session{id: id, members: make([]*user, 0, min(c.cfg.MaxPeers, 16))}
+	if password != "" {
+		sum := sha256.Sum256([]byte(password))
+		s.password = &sum
+	}
 	s.members = append(s.members, u)
 	c.sessions[id] = s
 	u.session = s
 	return reply(u, protocol.SessionReady{SessionID: id})
 }
 
-func (c *Core) join(u *user, id string) []Out {
+func (c *Core) join(u *user, id, password string, viaToken bool) []Out {
 	if u.session != nil {
 		if u.session.id == id {
 			return reply(u, protocol.Joined{SessionID: id, Peers: others(u.session, u)})
@@ -177,6 +194,12 @@ func (c *Core) join(u *user, id string) []Out {
 	case s == nil:
 		return reply(u, protocol.JoinError{SessionID: id, Code: protocol.JoinUnknown,
 			Message: fmt.Sprintf("session %q does not exist", id)})
+	case s.password != nil && !viaToken && !samePassword(s.password, password):
+		msg := fmt.Sprintf("session %q needs a password", id)
+		if password != "" {
+			msg = fmt.Sprintf("wrong password for session %q", id)
+		}
+		return reply(u, protocol.JoinError{SessionID: id, Code: protocol.JoinWrongPassword, Message: msg})
 	case len(s.members) >= c.cfg.MaxPeers:
 		return reply(u, protocol.JoinError{SessionID: id, Code: protocol.JoinFull,
 			Message: fmt.Sprintf("session %q is full (%d participants)", id, c.cfg.MaxPeers)})
@@ -189,6 +212,12 @@ func (c *Core) join(u *user, id string) []Out {
 	s.members = append(s.members, u)
 	u.session = s
 	return out
+}
+
+// samePassword compares in constant time, so response timing tells nothing of the password.
+func samePassword(want *[32]byte, got string) bool {
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(want[:], sum[:]) == 1
 }
 
 func others(s *session, except *user) []string {

@@ -608,3 +608,34 @@ func TestNewWithoutNewIDPanics(t *testing.T) {
 	}()
 	session.New(session.Config{})
 }
+
+func TestPasswords(t *testing.T) {
+	n := 0
+	c := session.New(session.Config{ICEServers: testICE, NewID: func() string { n++; return fmt.Sprintf("u%d", n) }})
+	run(t, c, []event{
+		connect("u1", welcome("u1")),
+		connect("u2", welcome("u2")),
+		connect("u3", welcome("u3")),
+		send("u1", protocol.CreateSession{Password: "hunter2"}, to("u1", protocol.SessionReady{SessionID: "u4"})),
+		send("u2", protocol.JoinSession{SessionID: "u4"}, joinError("u2", "u4", protocol.JoinWrongPassword)),
+		send("u2", protocol.JoinSession{SessionID: "u4", Password: "hunter3"}, joinError("u2", "u4", protocol.JoinWrongPassword)),
+		send("u2", protocol.JoinSession{SessionID: "u4", Password: "hunter2"},
+			to("u2", protocol.Joined{SessionID: "u4", Peers: []string{"u1"}}),
+			to("u1", protocol.PeerJoined{SessionID: "u4", PeerID: "u2"})),
+		send("u2", protocol.LeaveSession{SessionID: "u4"}, to("u1", protocol.PeerLeft{SessionID: "u4", PeerID: "u2"})),
+	})
+	// A verified token admits without the password; it does not admit past a full session
+	// or into one that does not exist.
+	if got, want := c.JoinWithToken("u3", "u4"), []session.Out{
+		to("u3", protocol.Joined{SessionID: "u4", Peers: []string{"u1"}}),
+		to("u1", protocol.PeerJoined{SessionID: "u4", PeerID: "u3"}),
+	}; !sameOut(got, want) {
+		t.Errorf("JoinWithToken:\ngot\n%swant\n%s", format(got), format(want))
+	}
+	if got, want := c.JoinWithToken("u2", "u4"), []session.Out{joinError("u2", "u4", protocol.JoinFull)}; !sameOut(got, want) {
+		t.Errorf("JoinWithToken into a full session:\ngot\n%swant\n%s", format(got), format(want))
+	}
+	if got := c.JoinWithToken("nobody", "u4"); got != nil {
+		t.Errorf("JoinWithToken for an unknown user: %s", format(got))
+	}
+}

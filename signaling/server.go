@@ -13,19 +13,40 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
+	"github.com/parley-rtc/parley/jointoken"
 	"github.com/parley-rtc/parley/protocol"
 	"github.com/parley-rtc/parley/session"
 )
 
 // Config sets up a Server. Its zero value is a working default.
 type Config struct {
-	// ICEServers are handed to every client in Welcome.
-	ICEServers []protocol.ICEServer
+	// ICEServers returns the STUN/TURN servers, with credentials, that Welcome hands the
+	// user; nil hands none.
+	ICEServers func(userID string) []protocol.ICEServer
+	// AllowedOrigins are host patterns (path.Match syntax, e.g. "example.com",
+	// "*.example.com") of web pages allowed to open /ws besides the server's own origin.
+	// Requests from other origins are refused with HTTP 403; requests without an Origin
+	// header (native clients) are always allowed.
+	AllowedOrigins []string
+	// MaxConnsPerIP bounds the open connections from one IP address; 0 means 20, -1 none.
+	MaxConnsPerIP int
+	// MessageRate is how many messages per second a connection may send on average, and
+	// MessageBurst how many at once; 0 means 20/s and a burst of 60.
+	MessageRate  float64
+	MessageBurst int
+	// TokenSecret, if set, lets joins carry a join token (package jointoken) that admits
+	// without the session's password. RequireToken refuses joins without a valid token.
+	TokenSecret  []byte
+	RequireToken bool
+	// Now is the clock for token expiry; nil means time.Now.
+	Now func() time.Time
 	// PingInterval is how often the server pings each client; 0 means 10 s.
 	PingInterval time.Duration
 	// IdleTimeout drops a connection the server has heard nothing from for this long; 0
@@ -45,6 +66,10 @@ type Config struct {
 // the message is skipped and answered with an error.
 const discardLimit = 1 << 20
 
+// floodLimit is how many messages in a row a connection may have dropped by its rate limit
+// before it is closed with status 1008 (policy violation).
+const floodLimit = 200
+
 // Server serves signaling over WebSocket. Create it with New.
 type Server struct {
 	cfg Config
@@ -54,6 +79,7 @@ type Server struct {
 	mu      sync.Mutex // guards core and conns; held only while the core runs and queues fill
 	core    *session.Core
 	conns   map[string]*conn
+	perIP   map[netip.Addr]int // open connections per client IP
 	closing bool
 
 	wg sync.WaitGroup // one per live connection
@@ -69,6 +95,9 @@ type conn struct {
 	stopOnce sync.Once
 	reason   websocket.StatusCode
 	why      string
+
+	limit   *rate.Limiter // owned by the reader
+	dropped int           // messages dropped in a row by limit
 }
 
 func (c *conn) close(code websocket.StatusCode, why string) {
@@ -102,11 +131,24 @@ func New(cfg Config) *Server {
 	if cfg.NewID == nil {
 		cfg.NewID = NewID
 	}
+	if cfg.MaxConnsPerIP == 0 {
+		cfg.MaxConnsPerIP = 20
+	}
+	if cfg.MessageRate <= 0 {
+		cfg.MessageRate = 20
+	}
+	if cfg.MessageBurst <= 0 {
+		cfg.MessageBurst = 60
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	s := &Server{
 		cfg:   cfg,
 		log:   cfg.Logger,
-		core:  session.New(session.Config{NewID: cfg.NewID, ICEServers: cfg.ICEServers}),
+		core:  session.New(session.Config{NewID: cfg.NewID}),
 		conns: make(map[string]*conn),
+		perIP: make(map[netip.Addr]int),
 		mux:   http.NewServeMux(),
 	}
 	s.mux.HandleFunc("GET /ws", s.serveWS)
@@ -141,13 +183,19 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	}{"ok", s.Stats()})
 }
 
-// Close tells every client the server is going away and waits for their connections to
-// end, or for ctx.
+// Close tells every client the server is going away (an error of code shutting_down, then
+// a close frame with status 1001) and waits for their connections to end. When ctx ends
+// first, the connections still open are cut.
 func (s *Server) Close(ctx context.Context) error {
+	bye, _ := protocol.Encode(protocol.Error{Code: protocol.CodeShuttingDown,
+		Message: "the server is shutting down; reconnect in a moment"})
 	s.mu.Lock()
 	s.closing = true
+	open := make([]*conn, 0, len(s.conns))
 	for _, c := range s.conns {
+		s.queueLocked(c, bye)
 		c.close(websocket.StatusGoingAway, "server shutting down")
+		open = append(open, c)
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -156,27 +204,48 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("close signaling server: %w", ctx.Err())
+		for _, c := range open {
+			c.ws.CloseNow()
+		}
+		<-done
+		return fmt.Errorf("close signaling server: %d connections cut: %w", len(open), ctx.Err())
 	}
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	ws, err := websocket.Accept(w, r, nil)
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
 	if err != nil {
-		s.log.Info("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		// Accept has answered (403 for a foreign Origin) and says why.
+		s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
 	ws.SetReadLimit(discardLimit)
-	c := &conn{ws: ws, send: make(chan []byte, s.cfg.SendQueue), stop: make(chan struct{})}
+	c := &conn{ws: ws, send: make(chan []byte, s.cfg.SendQueue), stop: make(chan struct{}),
+		limit: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst)}
+	ip := clientIP(r)
 
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		refuse(ws, protocol.CodeShuttingDown, "the server is shutting down", websocket.StatusGoingAway)
 		return
 	}
+	if s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+		s.mu.Unlock()
+		s.log.Info("too many connections", "remote", r.RemoteAddr, "limit", s.cfg.MaxConnsPerIP)
+		refuse(ws, protocol.CodeTooManyConnections,
+			fmt.Sprintf("%s already has %d connections open, the most allowed", ip, s.cfg.MaxConnsPerIP),
+			websocket.StatusPolicyViolation)
+		return
+	}
+	s.perIP[ip]++
 	s.wg.Add(1)
 	id, out := s.core.Connect()
+	if s.cfg.ICEServers != nil {
+		w := out[0].Msg.(protocol.Welcome) // Connect's one message is the Welcome
+		w.ICEServers = s.cfg.ICEServers(id)
+		out[0].Msg = w
+	}
 	c.id = id
 	s.conns[id] = c
 	s.deliverLocked(out, nil)
@@ -192,12 +261,36 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	delete(s.conns, id)
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
 	s.deliverLocked(s.core.Disconnect(id), nil)
 	s.mu.Unlock()
 
 	c.close(websocket.StatusNormalClosure, "")
 	<-writerDone
 	log.Debug("disconnected", "reason", err)
+}
+
+// refuse tells a client why it cannot stay, in an error message (which a browser can read,
+// unlike an HTTP status on a WebSocket upgrade) and in the close frame.
+func refuse(ws *websocket.Conn, code, msg string, status websocket.StatusCode) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if b, err := protocol.Encode(protocol.Error{Code: code, Message: msg}); err == nil {
+		_ = ws.Write(ctx, websocket.MessageText, b)
+	}
+	ws.Close(status, code)
+}
+
+// clientIP is the address the connection comes from. Behind a reverse proxy every client
+// shares the proxy's address; raise MaxConnsPerIP there.
+func clientIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // readLoop reads messages until the connection ends; it returns why.
@@ -219,6 +312,20 @@ func (s *Server) readLoop(c *conn, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		if !c.limit.Allow() {
+			c.dropped++
+			if c.dropped >= floodLimit {
+				log.Info("message flood; closing", "dropped", c.dropped)
+				c.close(websocket.StatusPolicyViolation, "message flood")
+				return errors.New("message flood")
+			}
+			if c.dropped == 1 { // one error per run of dropped messages, not one per message
+				s.errorTo(c, protocol.Error{Code: protocol.CodeRateLimited, Message: fmt.Sprintf(
+					"more than %g messages per second; messages are being dropped", s.cfg.MessageRate)})
+			}
+			continue
+		}
+		c.dropped = 0
 		if typ != websocket.MessageText {
 			s.errorTo(c, protocol.Error{Code: protocol.CodeBadMessage,
 				Message: "binary WebSocket messages are not accepted; send JSON text"})
@@ -237,10 +344,38 @@ func (s *Server) readLoop(c *conn, log *slog.Logger) error {
 			s.errorTo(c, protocol.Error{Code: de.Code, Ref: de.Type, Message: err.Error()})
 			continue
 		}
+		if j, ok := m.(protocol.JoinSession); ok && (j.Token != "" || s.cfg.RequireToken) {
+			s.joinWithToken(c, j, log)
+			continue
+		}
 		s.mu.Lock()
 		s.deliverLocked(s.core.Handle(c.id, m), c)
 		s.mu.Unlock()
 	}
+}
+
+// joinWithToken verifies a join's token outside the lock, then lets the core admit it.
+func (s *Server) joinWithToken(c *conn, j protocol.JoinSession, log *slog.Logger) {
+	var err error
+	switch {
+	case j.Token == "":
+		err = errors.New("this server admits only joins with a token")
+	case len(s.cfg.TokenSecret) == 0:
+		err = errors.New("this server has no token secret, so it cannot check tokens")
+	default:
+		err = jointoken.Verify(s.cfg.TokenSecret, j.Token, j.SessionID, s.cfg.Now())
+	}
+	if err != nil {
+		log.Info("join refused", "session", j.SessionID, "err", err)
+		s.mu.Lock()
+		s.deliverLocked([]session.Out{{To: c.id, Msg: protocol.JoinError{SessionID: j.SessionID,
+			Code: protocol.JoinBadToken, Message: err.Error()}}}, c)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	s.deliverLocked(s.core.JoinWithToken(c.id, j.SessionID), c)
+	s.mu.Unlock()
 }
 
 // readLimited reads r into buf up to limit bytes; past that it discards the rest and
@@ -327,6 +462,22 @@ func (s *Server) queueLocked(c *conn, b []byte) {
 	}
 }
 
+// flush writes what is still queued for c, so that a closing client learns why.
+func (s *Server) flush(c *conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for {
+		select {
+		case b := <-c.send:
+			if c.ws.Write(ctx, websocket.MessageText, b) != nil {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
 func (s *Server) writeLoop(c *conn) {
 	ping, err := protocol.Encode(protocol.Ping{})
 	if err != nil {
@@ -341,6 +492,7 @@ func (s *Server) writeLoop(c *conn) {
 		case <-t.C:
 			b = ping
 		case <-c.stop:
+			s.flush(c)
 			c.ws.Close(c.reason, c.why)
 			return
 		}
