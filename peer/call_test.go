@@ -106,6 +106,9 @@ func TestCallBothWays(t *testing.T) {
 			t.Errorf("%s: connected_ms %v, first_video_ms %v: want 0 < connected <= first video",
 				r.rep.Role, r.rep.ConnectedMS, r.rep.FirstVideoMS)
 		}
+		if r.rep.LocalCandidateType != "host" || r.rep.RemoteCandidateType != "host" {
+			t.Errorf("%s: selected pair %s-%s, want host-host on loopback", r.rep.Role, r.rep.LocalCandidateType, r.rep.RemoteCandidateType)
+		}
 		if r.rep.RemoteVideoWidth != 480 || r.rep.RemoteVideoHeight != 270 {
 			t.Errorf("%s: remote video %dx%d, want 480x270", r.rep.Role, r.rep.RemoteVideoWidth, r.rep.RemoteVideoHeight)
 		}
@@ -212,5 +215,29 @@ func TestJoinErrors(t *testing.T) {
 	_, err = peer.Run(ctx, peer.Config{Server: "http://127.0.0.1:1", Create: true, Logger: quietLogger()})
 	if err == nil || !strings.Contains(err.Error(), "connect to signaling server") {
 		t.Errorf("unreachable server: %v, want a connect error", err)
+	}
+}
+
+func TestPasswordProtectedCall(t *testing.T) {
+	server := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids := make(chan string, 1)
+	hostDone := make(chan result, 1)
+	go func() {
+		rep, err := peer.Run(ctx, peer.Config{Server: server, Create: true, Password: "pw", LoopbackOnly: true,
+			Duration: 500 * time.Millisecond, Logger: quietLogger(), OnSession: func(id string) { ids <- id }})
+		hostDone <- result{rep, err}
+	}()
+	id := <-ids
+	_, err := peer.Run(ctx, peer.Config{Server: server, Join: id, Password: "wrong", Logger: quietLogger()})
+	if !errors.Is(err, peer.ErrJoin) || !strings.Contains(err.Error(), "wrong_password") {
+		t.Errorf("wrong password: %v, want ErrJoin (wrong_password)", err)
+	}
+	g, err := peer.Run(ctx, peer.Config{Server: server, Join: id, Password: "pw", LoopbackOnly: true,
+		Duration: 500 * time.Millisecond, Logger: quietLogger()})
+	h := <-hostDone
+	if err != nil || h.err != nil || g.ConnectedMS == 0 || h.rep.ConnectedMS == 0 {
+		t.Errorf("right password: guest %v %+v, host %v %+v", err, g, h.err, h.rep)
 	}
 }

@@ -28,6 +28,10 @@ type Config struct {
 	Server string // base URL of the signaling server, e.g. http://127.0.0.1:8080
 	Create bool   // create a session and host it
 	Join   string // join this session as a guest
+	// Password protects a created session, or is the password of the session to join.
+	Password string
+	// Token is a signed join token for the session to join (see package jointoken).
+	Token string
 
 	Video, Audio *media.Stream // what to send, looped; nil sends nothing of that kind
 	RecordDir    string        // if set, received media goes to RecordDir/video.ivf and audio.ogg
@@ -59,7 +63,11 @@ type Report struct {
 	BytesReceived        int64   `json:"bytes_received"`
 	RemoteVideoWidth     int     `json:"remote_video_width,omitempty"`
 	RemoteVideoHeight    int     `json:"remote_video_height,omitempty"`
-	DurationMS           float64 `json:"duration_ms"`
+	// LocalCandidateType and RemoteCandidateType are the types of the selected ICE
+	// candidate pair (RFC 8445 §5.1.1): "host", "srflx", "prflx" or "relay".
+	LocalCandidateType  string  `json:"local_candidate_type,omitempty"`
+	RemoteCandidateType string  `json:"remote_candidate_type,omitempty"`
+	DurationMS          float64 `json:"duration_ms"`
 	// End says why the call ended: "duration", "peer_left", "interrupted",
 	// "connection_lost", or "error".
 	End   string `json:"end"`
@@ -105,14 +113,15 @@ type call struct {
 	bytesRecv   atomic.Int64
 	remoteW     atomic.Int32
 	remoteH     atomic.Int32
+	pairTypes   [2]string // local, remote candidate type of the selected pair
 
 	senders []sender
 
 	// Pion calls back from its own goroutines (OnTrack) until Close returns, so starting a
 	// goroutine and hanging up are ordered by mu: after hangUp sets done, nothing starts.
-	mu   sync.Mutex
-	done bool
-	wg   sync.WaitGroup // media, RTCP and signaling goroutines
+	mu       sync.Mutex
+	done     bool
+	wg       sync.WaitGroup // media, RTCP and signaling goroutines
 	rec      *recorder
 	stopSend context.CancelFunc
 }
@@ -167,6 +176,8 @@ func (c *call) report(end string, err error) Report {
 		BytesReceived:        c.bytesRecv.Load(),
 		RemoteVideoWidth:     int(c.remoteW.Load()),
 		RemoteVideoHeight:    int(c.remoteH.Load()),
+		LocalCandidateType:   c.pairTypes[0],
+		RemoteCandidateType:  c.pairTypes[1],
 		DurationMS:           ms(time.Since(c.start)),
 		End:                  end,
 	}
@@ -215,10 +226,10 @@ func (c *call) run(ctx context.Context) (string, error) {
 
 	if c.cfg.Create {
 		c.role = roleHost
-		err = sig.Send(ctx, protocol.CreateSession{})
+		err = sig.Send(ctx, protocol.CreateSession{Password: c.cfg.Password})
 	} else {
 		c.role = roleGuest
-		err = sig.Send(ctx, protocol.JoinSession{SessionID: c.cfg.Join})
+		err = sig.Send(ctx, protocol.JoinSession{SessionID: c.cfg.Join, Password: c.cfg.Password, Token: c.cfg.Token})
 	}
 	if err != nil {
 		return "error", err
@@ -260,6 +271,7 @@ func (c *call) run(ctx context.Context) (string, error) {
 			c.log.Debug("peer connection state", "state", s)
 			switch s {
 			case webrtc.PeerConnectionStateConnected:
+				c.notePair()
 				c.startSending()
 			case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 				if c.connectedAt.IsZero() {
@@ -534,6 +546,15 @@ func (c *call) startSending() {
 			}
 		})
 	}
+}
+
+// notePair records the types of the selected ICE candidate pair for the report.
+func (c *call) notePair() {
+	pair, err := c.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return
+	}
+	c.pairTypes = [2]string{pair.Local.Typ.String(), pair.Remote.Typ.String()}
 }
 
 // spawn runs f in a goroutine that hangUp waits for, unless the call is already over.
