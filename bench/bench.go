@@ -79,7 +79,7 @@ func startLocal(log *slog.Logger) (*local, error) {
 	}
 	l := &local{
 		URL:  "http://" + ln.Addr().String(),
-		sig:  signaling.New(signaling.Config{Logger: log}),
+		sig:  signaling.New(benchConfig(log)),
 		done: make(chan struct{}),
 	}
 	l.http = &http.Server{Handler: l.sig, ReadHeaderTimeout: 10 * time.Second}
@@ -142,3 +142,13 @@ func checkLoopback(server string) error {
 
 // ErrNotLoopback is returned for a server that is not at a loopback IP address.
 var ErrNotLoopback = errors.New("benchmarks only target a loopback address such as 127.0.0.1")
+
+// benchConfig is a server without the abuse limits, which a load generator on one address
+// trips by design: no per-IP connection limit and no message rate limit in practice.
+func benchConfig(log *slog.Logger) signaling.Config {
+	return signaling.Config{Logger: log, MaxConnsPerIP: -1, MessageRate: 1e9, MessageBurst: 1 << 30}
+}
+
+// benchServeFlags are the same settings for a `parley serve` child process.
+var benchServeFlags = []string{"--turn-addr", "off", "--max-conns-per-ip", "-1",
+	"--message-rate", "1e9", "--message-burst", "1073741824"}

@@ -31,7 +31,7 @@ const listenPrefix = "parley: listening on "
 // parley and waits, up to 15 s, for the line saying where it listens. The server's stderr
 // goes to stderr (nil discards it).
 func Spawn(ctx context.Context, parley string, stderr io.Writer) (*Child, error) {
-	cmd := exec.Command(parley, "serve", "--addr", "127.0.0.1:0", "--log-level", "warn", "--turn-addr", "off")
+	cmd := exec.Command(parley, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, benchServeFlags...)...)
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = childAttr()
 	stdout, err := cmd.StdoutPipe()
