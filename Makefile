@@ -2,10 +2,14 @@
 GO ?= go
 BIN := bin/parley
 
-.PHONY: build run test test-short fuzz bench deps clean
+.PHONY: build web run test test-short fuzz bench deps clean
 
-build:
+# The browser client is built into web/dist first: the binary embeds it.
+build: web
 	$(GO) build -o $(BIN) ./cmd/parley
+
+web:
+	$(GO) run ./web/build -out web/dist
 
 run: build
 	./$(BIN) serve
@@ -14,8 +18,9 @@ deps:
 	./scripts/deps.sh
 
 # Every test, then a short fuzz run of each decoder of untrusted input.
-test: deps
+test: deps web
 	$(GO) vet ./...
+	GOOS=js GOARCH=wasm $(GO) vet ./web/client
 	$(GO) test -race -timeout 20m ./...
 	$(MAKE) fuzz FUZZTIME=20s
 
@@ -32,3 +37,4 @@ bench: build
 
 clean:
 	rm -rf bin
+	find web/dist -mindepth 1 ! -name .gitkeep -delete

@@ -434,6 +434,13 @@ func (c *call) newPeerConnection() error {
 		return fmt.Errorf("new peer connection: %w", err)
 	}
 	c.pc = pc
+	// The web client chats on a pre-negotiated data channel, id 0, and says hello on it
+	// when it opens. Holding that channel lets Pion take the hello quietly instead of
+	// logging an error; this client never answers, so the page shows chat as unavailable.
+	negotiated, chatID := true, uint16(0)
+	if _, err := pc.CreateDataChannel("chat", &webrtc.DataChannelInit{Negotiated: &negotiated, ID: &chatID}); err != nil {
+		return fmt.Errorf("create chat data channel: %w", err)
+	}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		msg := protocol.Candidate{SessionID: c.session, To: c.remote}
 		if cand == nil {

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system tools Parley's tests use, from Debian's packages, when they are missing:
-# ffmpeg (decodes recordings) and chromium (browser tests). Needs root for apt-get.
+# ffmpeg (decodes recordings), chromium (browser tests), coturn (turnutils_uclient and
+# turnutils_peer, for the TURN tests), iproute2 and iptables (the NAT traversal test).
+# Needs root for apt-get.
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "missing: ${need[*]}; install them (Debian: sudo apt-get install ${need[*]})" >&2
@@ -12,4 +17,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "installing ${need[*]}" >&2
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -19,6 +19,8 @@ func call(ctx context.Context, args []string) error {
 	server := fs.String("server", "http://127.0.0.1:8080", "`URL` of the parley server")
 	create := fs.Bool("new", false, "create a session and print 'session <ID>' on stdout")
 	join := fs.String("join", "", "join the session with this `ID`")
+	password := fs.String("password", "", "with --new: protect the session with this `password`; with --join: the session's password")
+	token := fs.String("token", "", "with --join: a signed join `token` (see parley token)")
 	video := fs.String("video", "", "send video from this `file`: VP8 in IVF, or a WebM with VP8 (and Opus)")
 	audio := fs.String("audio", "", "send audio from this `file`: Opus in Ogg (or WebM)")
 	record := fs.String("record", "", "write received media to `DIR`/video.ivf and DIR/audio.ogg")
@@ -38,7 +40,7 @@ func call(ctx context.Context, args []string) error {
 		level = slog.LevelDebug
 	}
 	cfg := peer.Config{
-		Server: *server, Create: *create, Join: *join, RecordDir: *record,
+		Server: *server, Create: *create, Join: *join, Password: *password, Token: *token, RecordDir: *record,
 		Duration: *duration, ConnectTimeout: *timeout, LoopbackOnly: *loopback,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		OnSession: func(id string) {

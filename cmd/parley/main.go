@@ -17,6 +17,7 @@ const usage = `Usage: parley <command> [flags]
 Commands:
   serve   run the signaling server
   call    join or host a call with media from files, recording what arrives
+  token   print a signed join token for a session
   bench   benchmarks: signaling, idle, setup
 
 Run 'parley <command> -h' for a command's flags.
@@ -35,6 +36,8 @@ func main() {
 		err = serve(ctx, os.Args[2:])
 	case "call":
 		err = call(ctx, os.Args[2:])
+	case "token":
+		err = token(ctx, os.Args[2:])
 	case "bench":
 		err = bench(ctx, os.Args[2:])
 	case "-h", "-help", "--help", "help":

@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,10 +34,26 @@ func mediaFile(name string) string {
 	return filepath.Join("..", "..", "..", "shared", "media", name)
 }
 
-// startServe runs `parley serve` on a free port and returns its base URL.
+// startServe runs `parley serve` on a free port and returns its base URL; the test
+// checks at its end that SIGINT stops it cleanly.
 func startServe(t *testing.T, bin string) string {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--log-level", "warn")
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--log-level", "warn",
+		"--turn-addr", "off", "--data-dir", t.TempDir())
+	url, wait := startCmd(t, cmd)
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		if err := wait(10 * time.Second); err != nil {
+			t.Errorf("parley serve after SIGINT: %v", err)
+		}
+	})
+	return url
+}
+
+// startCmd starts a `parley serve` command and reads its base URL from its first line.
+// wait waits up to d for it to exit (killing it after) and says how it went.
+func startCmd(t *testing.T, cmd *exec.Cmd) (url string, wait func(d time.Duration) error) {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -43,20 +62,23 @@ func startServe(t *testing.T, bin string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("parley serve exited with %v after SIGINT", err)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var once sync.Once
+	var result error
+	wait = func(d time.Duration) error {
+		once.Do(func() {
+			select {
+			case result = <-done:
+			case <-time.After(d):
+				_ = cmd.Process.Kill()
+				<-done
+				result = fmt.Errorf("did not exit within %v", d)
 			}
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("parley serve did not exit within 10 s of SIGINT")
-		}
-	})
+		})
+		return result
+	}
+	t.Cleanup(func() { _ = wait(0) })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		t.Fatalf("reading parley serve's first line: %v", err)
@@ -65,7 +87,8 @@ func startServe(t *testing.T, bin string) string {
 	if !ok {
 		t.Fatalf("parley serve's first line is %q", line)
 	}
-	return url
+	go io.Copy(io.Discard, stdout)
+	return url, wait
 }
 
 // TestCommandLineCall makes a call the way the README says: one server, two `parley call`
