@@ -267,10 +267,25 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.deliverLocked(s.core.Disconnect(id), nil)
 	s.mu.Unlock()
 
-	c.close(websocket.StatusNormalClosure, "")
+	// The client is forgotten (its peer told, its IP's count lowered) before it is told
+	// it is closed, so it can reconnect at once.
+	var ce *closeError
+	if errors.As(err, &ce) {
+		c.close(ce.code, ce.why)
+	} else {
+		c.close(websocket.StatusNormalClosure, "")
+	}
 	<-writerDone
 	log.Debug("disconnected", "reason", err)
 }
+
+// closeError ends a connection with a WebSocket close status and reason.
+type closeError struct {
+	code websocket.StatusCode
+	why  string
+}
+
+func (e *closeError) Error() string { return e.why }
 
 // refuse tells a client why it cannot stay, in an error message (which a browser can read,
 // unlike an HTTP status on a WebSocket upgrade) and in the close frame.
@@ -316,8 +331,7 @@ func (s *Server) readLoop(c *conn, log *slog.Logger) error {
 			c.dropped++
 			if c.dropped >= floodLimit {
 				log.Info("message flood; closing", "dropped", c.dropped)
-				c.close(websocket.StatusPolicyViolation, "message flood")
-				return errors.New("message flood")
+				return &closeError{websocket.StatusPolicyViolation, "message flood"}
 			}
 			if c.dropped == 1 { // one error per run of dropped messages, not one per message
 				s.errorTo(c, protocol.Error{Code: protocol.CodeRateLimited, Message: fmt.Sprintf(

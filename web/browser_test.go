@@ -9,6 +9,7 @@ package web_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/parley-rtc/parley/certs"
 	"github.com/parley-rtc/parley/jointoken"
 	"github.com/parley-rtc/parley/media"
 	"github.com/parley-rtc/parley/peer"
@@ -52,6 +54,12 @@ func startServer(t *testing.T, addr string) *server {
 
 func startServerWith(t *testing.T, addr string, cfg signaling.Config) *server {
 	t.Helper()
+	return startServerTLS(t, addr, cfg, nil)
+}
+
+// startServerTLS serves HTTPS with tlsConf, or plain HTTP when it is nil.
+func startServerTLS(t *testing.T, addr string, cfg signaling.Config, tlsConf *tls.Config) *server {
+	t.Helper()
 	dir, _ := builtClient(t)
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -72,7 +80,12 @@ func startServerWith(t *testing.T, addr string, cfg signaling.Config) *server {
 	sig.Handle("/", web.Handler(os.DirFS(dir)))
 	srv := httptest.NewUnstartedServer(sig)
 	srv.Listener = ln
-	srv.Start()
+	if tlsConf != nil {
+		srv.TLS = tlsConf
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	s := &server{URL: srv.URL, sig: sig, srv: srv}
 	t.Cleanup(s.stop)
 	return s
@@ -103,7 +116,8 @@ func chromiumPath(t *testing.T) string {
 }
 
 type browserOpts struct {
-	denyMedia bool // camera and microphone permission refused
+	denyMedia   bool // camera and microphone permission refused
+	insecureTLS bool // accept the server's self-signed certificate
 }
 
 // newBrowser starts a headless Chromium with fake media devices; it ends with the test.
@@ -121,6 +135,9 @@ func newBrowser(t *testing.T, o browserOpts) context.Context {
 		// Host candidates as plain addresses, not mDNS names a native peer cannot resolve.
 		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebRtcHideLocalIpsWithMdns"),
 	)
+	if o.insecureTLS {
+		opts = append(opts, chromedp.Flag("ignore-certificate-errors", true))
+	}
 	if o.denyMedia {
 		// What denies in Chromium 156: no fake UI, and prompts answered "no". (With the
 		// fake UI flag, Browser.setPermission "denied" is overridden and access granted.)
@@ -418,6 +435,34 @@ func TestTwoTabs(t *testing.T) {
 	bob.waitState(`"peer left" shown`, 15*time.Second, func(s pageState) bool {
 		return strings.Contains(strings.ToLower(s.Status), "peer left")
 	})
+}
+
+// TestHTTPS: two tabs complete a call over https:// with the self-signed certificate that
+// `parley serve --tls auto` makes (certs.Auto), accepted with --ignore-certificate-errors.
+func TestHTTPS(t *testing.T) {
+	b := newBrowser(t, browserOpts{insecureTLS: true})
+	tlsConf, cert, err := certs.TLSConfig(certs.Config{Mode: certs.Auto, DataDir: t.TempDir()}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServerTLS(t, "", signaling.Config{}, tlsConf)
+	if !strings.HasPrefix(srv.URL, "https://") {
+		t.Fatalf("server URL %s is not https", srv.URL)
+	}
+	t.Logf("certificate fingerprint %s", certs.Fingerprint(*cert))
+	alice, bob := newTab(t, b, "alice"), newTab(t, b, "bob")
+	alice.open(srv.URL + "/")
+	if secure, err := eval[bool](alice, `window.isSecureContext && location.protocol === "https:"`); err != nil || !secure {
+		t.Fatalf("page is not a secure https context (%v)", err)
+	}
+	id := alice.newCall()
+	bob.open(srv.URL + "/s/" + id)
+	for _, tb := range []*tab{alice, bob} {
+		tb.waitState("connected", 30*time.Second, func(s pageState) bool { return s.State == "connected" })
+	}
+	for _, tb := range []*tab{alice, bob} {
+		tb.waitMedia(30, 30)
+	}
 }
 
 // mediaDir is ../shared/media beside the project root, or $PARLEY_MEDIA.
