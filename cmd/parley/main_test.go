@@ -54,11 +54,17 @@ func startServe(t *testing.T, bin string) string {
 // wait waits up to d for it to exit (killing it after) and says how it went.
 func startCmd(t *testing.T, cmd *exec.Cmd) (url string, wait func(d time.Duration) error) {
 	t.Helper()
+	return startCmdStderr(t, cmd, os.Stderr)
+}
+
+// startCmdStderr is startCmd with the command's stderr going to stderr.
+func startCmdStderr(t *testing.T, cmd *exec.Cmd, stderr io.Writer) (url string, wait func(d time.Duration) error) {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/parley-rtc/parley/jointoken"
 	"github.com/parley-rtc/parley/protocol"
+	"github.com/parley-rtc/parley/sigclient"
+	"github.com/parley-rtc/parley/turnserver"
 )
 
 func TestConfigPrecedence(t *testing.T) {
@@ -93,4 +96,74 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("parley serve after SIGTERM: %v", err)
 	}
 	t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+}
+
+// TestNoSecretsInLogs runs the server at debug level through passwords, tokens and TURN
+// credentials, and checks that none of them appears in its logs.
+func TestNoSecretsInLogs(t *testing.T) {
+	const turnSecret, tokenSecret, password = "turn-secret-Zq81", "token-secret-0123456789abcdef-XYZ", "pass-Kx93"
+	bin := buildParley(t)
+	var logs strings.Builder
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--log-level", "debug", "--data-dir", t.TempDir(),
+		"--turn-addr", "127.0.0.1:0", "--turn-secret", turnSecret, "--token-secret", tokenSecret)
+	url, wait := startCmdStderr(t, cmd, &logs)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	host, err := sigclient.Dial(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secrets = []string{turnSecret, tokenSecret, password}
+	for _, s := range host.Welcome.ICEServers {
+		if s.Credential != "" {
+			secrets = append(secrets, s.Credential)
+		}
+	}
+	if len(secrets) != 4 {
+		t.Fatalf("welcome has no TURN credential: %+v", host.Welcome)
+	}
+	_ = host.Send(ctx, protocol.CreateSession{Password: password})
+	ready, _ := host.Read(ctx)
+	session := ready.(protocol.SessionReady).SessionID
+	tok, _ := jointoken.Issue([]byte(tokenSecret), session, time.Now().Add(-2*time.Hour), time.Hour) // expired
+	secrets = append(secrets, tok)
+	guest, err := sigclient.Dial(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []protocol.JoinSession{{SessionID: session, Password: password + "x"}, {SessionID: session, Token: tok}} {
+		_ = guest.Send(ctx, j)
+		if m, err := guest.Read(ctx); err != nil || m.Type() != protocol.TypeJoinError {
+			t.Fatalf("join %+v: %v %v", j, m, err)
+		}
+	}
+	_ = host.Close()
+	_ = guest.Close()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "join refused") {
+		t.Fatalf("the debug log does not show the refused joins, so this test checks nothing:\n%s", out)
+	}
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("the log contains a secret %q:\n%s", s, out)
+		}
+	}
+}
+
+func TestExternalICEServers(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	got := externalICEServers([]string{"stun:stun.example.org:3478", "turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"},
+		"s3cret", "user1", now, time.Hour)
+	if len(got) != 2 || len(got[0].URLs) != 1 || got[0].Username != "" || len(got[1].URLs) != 2 {
+		t.Fatalf("got %+v", got)
+	}
+	user, pass := turnserver.Credentials("s3cret", "user1", now, time.Hour)
+	if got[1].Username != user || got[1].Credential != pass || user != "1800003600:user1" {
+		t.Errorf("TURN credentials %q/%q, want %q/%q (expiry:userID)", got[1].Username, got[1].Credential, user, pass)
+	}
 }
