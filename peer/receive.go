@@ -36,6 +36,7 @@ func (c *call) receive(t *webrtc.TrackRemote) {
 	}
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
+	var first firstFrame
 	for {
 		n, _, err := t.Read(buf)
 		if err != nil {
@@ -59,11 +60,12 @@ func (c *call) receive(t *webrtc.TrackRemote) {
 		if err := p.Unmarshal(append([]byte(nil), buf[:n]...)); err != nil {
 			continue
 		}
+		if c.firstVideo.Load() == 0 && first.add(p) {
+			c.firstVideo.Store(int64(time.Since(c.start)))
+		}
 		sb.Push(p)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			if c.videoRecv.Add(1) == 1 {
-				c.firstVideo.Store(int64(time.Since(c.start)))
-			}
+			c.videoRecv.Add(1)
 			if w, h, ok := vp8KeyFrameSize(s.Data); ok {
 				c.remoteW.Store(int32(w))
 				c.remoteH.Store(int32(h))
@@ -71,6 +73,46 @@ func (c *call) receive(t *webrtc.TrackRemote) {
 			if c.rec != nil {
 				c.rec.writeVideo(s.Data, s.PacketTimestamp)
 			}
+		}
+	}
+}
+
+// firstFrame tells when the first VP8 frame is complete: its first packet (S=1, partition
+// 0, RFC 7741 §4.2), its last (the RTP marker bit, RFC 7741 §4.1) and every sequence number
+// between have arrived. The sample builder, which counts frames, only releases a frame
+// when a packet of the next one arrives, a frame interval later; this does not wait.
+type firstFrame struct {
+	ts         uint32
+	started    bool
+	head, tail int // sequence numbers of the first and last packet, -1 until seen
+	seen       map[uint16]bool
+}
+
+// add takes a packet and reports whether the first frame is now complete.
+func (f *firstFrame) add(p *rtp.Packet) bool {
+	var vp8 codecs.VP8Packet
+	if _, err := vp8.Unmarshal(p.Payload); err != nil {
+		return false
+	}
+	if !f.started || p.Timestamp != f.ts {
+		if vp8.S != 1 || vp8.PID != 0 {
+			return false // wait for a frame seen from its start
+		}
+		*f = firstFrame{ts: p.Timestamp, started: true, head: int(p.SequenceNumber), tail: -1, seen: map[uint16]bool{}}
+	}
+	f.seen[p.SequenceNumber] = true
+	if p.Marker {
+		f.tail = int(p.SequenceNumber)
+	}
+	if f.tail < 0 {
+		return false
+	}
+	for seq := uint16(f.head); ; seq++ {
+		if !f.seen[seq] {
+			return false
+		}
+		if int(seq) == f.tail {
+			return true
 		}
 	}
 }
