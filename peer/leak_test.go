@@ -19,7 +19,7 @@ func TestNoLeaks(t *testing.T) {
 	const calls, parallel = 200, 4
 	server := startServer(t)
 	ivf, ogg := load(t, "chrome-vp8.ivf"), load(t, "chrome-opus.ogg")
-	cfg := peer.Config{Video: ivf.Video, Audio: ogg.Audio, Duration: 200 * time.Millisecond,
+	cfg := peer.Config{Video: ivf.Video, Audio: ogg.Audio, Duration: 300 * time.Millisecond,
 		LoopbackOnly: true, Logger: quietLogger()}
 
 	one := func() error {

@@ -36,8 +36,8 @@ type Config struct {
 	Video, Audio *media.Stream // what to send, looped; nil sends nothing of that kind
 	RecordDir    string        // if set, received media goes to RecordDir/video.ivf and audio.ogg
 
-	// Duration hangs up this long after the call connects; 0 waits for the peer to leave
-	// or ctx to end.
+	// Duration hangs up this long after the call connects (ICE and DTLS up, media
+	// flowing); 0 waits for the peer to leave or ctx to end.
 	Duration time.Duration
 	// ConnectTimeout bounds the time from the offer/answer exchange to a connected call;
 	// 0 means 30 s.
@@ -262,15 +262,19 @@ func (c *call) run(ctx context.Context) (string, error) {
 			c.log.Debug("ICE connection state", "state", s)
 			if s == webrtc.ICEConnectionStateConnected && c.connectedAt.IsZero() {
 				c.connectedAt = time.Now()
-				connectTimer = nil
-				if c.cfg.Duration > 0 {
-					durationTimer = time.After(c.cfg.Duration)
-				}
 			}
 		case s := <-c.pcState:
 			c.log.Debug("peer connection state", "state", s)
 			switch s {
 			case webrtc.PeerConnectionStateConnected:
+				// ICE and DTLS are up: media can flow, and the call's duration starts.
+				if c.connectedAt.IsZero() {
+					c.connectedAt = time.Now()
+				}
+				connectTimer = nil
+				if c.cfg.Duration > 0 && durationTimer == nil {
+					durationTimer = time.After(c.cfg.Duration)
+				}
 				c.notePair()
 				c.startSending()
 			case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
