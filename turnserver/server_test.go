@@ -380,22 +380,23 @@ func TestCloseReleasesEverything(t *testing.T) {
 		t.Errorf("AllocationCount() = %d, want 3", n)
 	}
 
+	// The check below must see a socket that is bound, or it proves nothing.
+	if !heldHere("udp", relays[0].(*net.UDPAddr).Port) || !heldHere("tcp", mustUDPAddr(addr).(*net.UDPAddr).Port) {
+		t.Fatal("heldHere does not see the server's own sockets")
+	}
 	if err := s.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	// The listeners and relay ports are free as soon as Close returns.
+	// The listeners and relay ports are released as soon as Close returns: no socket of
+	// this process is bound to them any more. (Binding them again would race with every
+	// other process on the machine that takes ephemeral ports.)
 	for _, a := range append(relays, mustUDPAddr(addr)) {
-		c, err := net.ListenPacket("udp4", a.String())
-		if err != nil {
-			t.Errorf("UDP %s still bound after Close: %v", a, err)
-			continue
+		if heldHere("udp", a.(*net.UDPAddr).Port) {
+			t.Errorf("UDP %s still bound after Close", a)
 		}
-		c.Close()
 	}
-	if ln, err := net.Listen("tcp", addr); err != nil {
-		t.Errorf("TCP %s still bound after Close: %v", addr, err)
-	} else {
-		ln.Close()
+	if heldHere("tcp", mustUDPAddr(addr).(*net.UDPAddr).Port) {
+		t.Errorf("TCP %s still listening after Close", addr)
 	}
 	// The server closed its end of the idle connection.
 	idle.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -419,6 +420,36 @@ func TestCloseReleasesEverything(t *testing.T) {
 	if fd > baseFD {
 		t.Errorf("%d file descriptors outlived the server (baseline %d): %s", fd-baseFD, baseFD, strings.Join(fds(), " "))
 	}
+}
+
+// heldHere reports whether a socket of this process is bound to the local port: it finds
+// the sockets on that port in /proc/self/net/{udp,tcp}[6] and looks for their inodes among
+// this process's file descriptors.
+func heldHere(proto string, port int) bool {
+	inodes := map[string]bool{}
+	for _, table := range []string{proto, proto + "6"} {
+		b, err := os.ReadFile("/proc/self/net/" + table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 {
+				continue
+			}
+			local := f[1] // hex address:hex port
+			i := strings.LastIndexByte(local, ':')
+			if p, err := strconv.ParseUint(local[i+1:], 16, 16); err == nil && int(p) == port {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	for _, target := range fds() {
+		if inodes[target] {
+			return true
+		}
+	}
+	return false
 }
 
 type closerFunc func() error
