@@ -28,6 +28,9 @@ type Config struct {
 	Server string // base URL of the signaling server, e.g. http://127.0.0.1:8080
 	Create bool   // create a session and host it
 	Join   string // join this session as a guest
+	// Group, with Create, makes the session a group call through the server's SFU. Whether
+	// a joined session is a group is the server's to say (protocol.Joined.Group).
+	Group bool
 	// Password protects a created session, or is the password of the session to join.
 	Password string
 	// Token is a signed join token for the session to join (see package jointoken).
@@ -63,6 +66,9 @@ type Report struct {
 	BytesReceived        int64   `json:"bytes_received"`
 	RemoteVideoWidth     int     `json:"remote_video_width,omitempty"`
 	RemoteVideoHeight    int     `json:"remote_video_height,omitempty"`
+	// RemoteTracks counts what arrived on each remote track, in the order they arrived; the
+	// totals above are their sums.
+	RemoteTracks []RemoteTrack `json:"remote_tracks,omitempty"`
 	// LocalCandidateType and RemoteCandidateType are the types of the selected ICE
 	// candidate pair (RFC 8445 §5.1.1): "host", "srflx", "prflx" or "relay".
 	LocalCandidateType  string  `json:"local_candidate_type,omitempty"`
@@ -72,6 +78,19 @@ type Report struct {
 	// "connection_lost", or "error".
 	End   string `json:"end"`
 	Error string `json:"error,omitempty"`
+}
+
+// RemoteTrack is what one remote track delivered.
+type RemoteTrack struct {
+	// Participant is the track's stream ID: in a group session, the user ID of the
+	// participant who publishes it.
+	Participant  string `json:"participant"`
+	Kind         string `json:"kind"` // "video" or "audio"
+	VideoFrames  int64  `json:"video_frames"`
+	AudioPackets int64  `json:"audio_packets"`
+	// Ended: the track stopped during the call (its sender removed it by renegotiation),
+	// not because the call ended.
+	Ended bool `json:"ended"`
 }
 
 // Errors callers may branch on.
@@ -96,7 +115,8 @@ type call struct {
 
 	session string
 	role    string
-	remote  string // the other peer's user ID
+	group   bool   // a group session: the one negotiation is with the SFU
+	remote  string // the other peer's user ID, or protocol.ServerPeer in a group
 	pc      *webrtc.PeerConnection
 	pending []webrtc.ICECandidateInit // remote candidates that came before the remote description
 
@@ -122,8 +142,18 @@ type call struct {
 	mu       sync.Mutex
 	done     bool
 	wg       sync.WaitGroup // media, RTCP and signaling goroutines
+	tracks   []*remoteTrack // guarded by mu
 	rec      *recorder
 	stopSend context.CancelFunc
+	// recording[kind] is taken by the first remote track of that kind: in a group, only the
+	// first participant's media is recorded.
+	recording [2]atomic.Bool
+}
+
+type remoteTrack struct {
+	participant, kind string
+	frames, packets   atomic.Int64
+	ended             atomic.Bool
 }
 
 // Run makes one call and returns its report. The error is non-nil when the call could not
@@ -190,6 +220,12 @@ func (c *call) report(end string, err error) Report {
 	if err != nil {
 		r.Error = err.Error()
 	}
+	c.mu.Lock()
+	for _, t := range c.tracks {
+		r.RemoteTracks = append(r.RemoteTracks, RemoteTrack{Participant: t.participant, Kind: t.kind,
+			VideoFrames: t.frames.Load(), AudioPackets: t.packets.Load(), Ended: t.ended.Load()})
+	}
+	c.mu.Unlock()
 	return r
 }
 
@@ -226,7 +262,7 @@ func (c *call) run(ctx context.Context) (string, error) {
 
 	if c.cfg.Create {
 		c.role = roleHost
-		err = sig.Send(ctx, protocol.CreateSession{Password: c.cfg.Password})
+		err = sig.Send(ctx, protocol.CreateSession{Password: c.cfg.Password, Group: c.cfg.Group})
 	} else {
 		c.role = roleGuest
 		err = sig.Send(ctx, protocol.JoinSession{SessionID: c.cfg.Join, Password: c.cfg.Password, Token: c.cfg.Token})
@@ -300,14 +336,24 @@ func (c *call) handle(m protocol.Message) (string, error) {
 		if c.cfg.OnSession != nil {
 			c.cfg.OnSession(m.SessionID)
 		}
+		if m.Group {
+			return "", c.joinGroup()
+		}
 	case protocol.Joined:
 		c.session = m.SessionID
 		if c.cfg.OnSession != nil {
 			c.cfg.OnSession(m.SessionID)
 		}
+		if m.Group {
+			return "", c.joinGroup()
+		}
 	case protocol.JoinError:
 		return "error", fmt.Errorf("%w %q: %s (%s)", ErrJoin, m.SessionID, m.Message, m.Code)
 	case protocol.PeerJoined:
+		if c.group {
+			c.log.Debug("participant joined", "peer", m.PeerID)
+			return "", nil
+		}
 		if c.pc != nil {
 			c.log.Warn("another peer joined; this client takes one peer", "peer", m.PeerID)
 			return "", nil
@@ -315,6 +361,9 @@ func (c *call) handle(m protocol.Message) (string, error) {
 		c.remote = m.PeerID
 		return "", c.offer()
 	case protocol.Offer:
+		if c.group {
+			return "", c.answerSFU(m)
+		}
 		return "", c.answer(m)
 	case protocol.Answer:
 		if c.pc == nil || m.From != c.remote {
@@ -343,6 +392,11 @@ func (c *call) handle(m protocol.Message) (string, error) {
 			c.log.Warn("bad remote ICE candidate", "err", err)
 		}
 	case protocol.PeerLeft:
+		if c.group {
+			// The SFU takes the participant's tracks away by renegotiation; the call goes on.
+			c.log.Debug("participant left", "peer", m.PeerID)
+			return "", nil
+		}
 		if m.PeerID == c.remote || c.remote == "" {
 			if c.connectedAt.IsZero() && c.pc != nil {
 				return "error", fmt.Errorf("%w: the peer left before the call connected", ErrNotConnect)
@@ -367,7 +421,42 @@ func (c *call) flushCandidates() error {
 	return nil
 }
 
-// offer is the host's move when a guest joins: add the tracks and send an offer.
+// joinGroup is every participant's first move in a group session: offer its tracks to the
+// SFU, which answers and then offers the others' tracks as they come and go.
+func (c *call) joinGroup() error {
+	if c.pc != nil {
+		return nil
+	}
+	c.group = true
+	c.remote = protocol.ServerPeer
+	return c.offer()
+}
+
+// answerSFU answers the SFU's renegotiation offer: tracks of other participants added or
+// removed.
+func (c *call) answerSFU(m protocol.Offer) error {
+	if c.pc == nil || m.From != protocol.ServerPeer {
+		c.log.Warn("unexpected offer in a group session", "from", m.From)
+		return nil
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+		return fmt.Errorf("set the SFU's offer: %w", err)
+	}
+	sdp, err := c.pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("answer the SFU: %w", err)
+	}
+	if err := c.pc.SetLocalDescription(sdp); err != nil {
+		return fmt.Errorf("set local answer to the SFU: %w", err)
+	}
+	if err := c.sig.Send(c.ctx, protocol.Answer{SessionID: c.session, To: protocol.ServerPeer, SDP: sdp.SDP}); err != nil {
+		return err
+	}
+	return c.flushCandidates()
+}
+
+// offer is the host's move when a guest joins (and everyone's in a group): add the tracks
+// and send an offer.
 func (c *call) offer() error {
 	if err := c.newPeerConnection(); err != nil {
 		return err
@@ -441,9 +530,12 @@ func (c *call) newPeerConnection() error {
 	// The web client chats on a pre-negotiated data channel, id 0, and says hello on it
 	// when it opens. Holding that channel lets Pion take the hello quietly instead of
 	// logging an error; this client never answers, so the page shows chat as unavailable.
-	negotiated, chatID := true, uint16(0)
-	if _, err := pc.CreateDataChannel("chat", &webrtc.DataChannelInit{Negotiated: &negotiated, ID: &chatID}); err != nil {
-		return fmt.Errorf("create chat data channel: %w", err)
+	// The SFU carries no chat (yet), so a group call has no data channel.
+	if !c.group {
+		negotiated, chatID := true, uint16(0)
+		if _, err := pc.CreateDataChannel("chat", &webrtc.DataChannelInit{Negotiated: &negotiated, ID: &chatID}); err != nil {
+			return fmt.Errorf("create chat data channel: %w", err)
+		}
 	}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		msg := protocol.Candidate{SessionID: c.session, To: c.remote}

@@ -21,11 +21,23 @@ import (
 // gives up on the frame: about 5 frames of 480p VP8.
 const maxLate = 64
 
-// receive reads one remote track until the peer connection closes, counting what arrives
-// and recording it.
+// receive reads one remote track until the peer connection closes or the track is taken
+// away, counting what arrives and recording it.
 func (c *call) receive(t *webrtc.TrackRemote) {
 	mime := strings.ToLower(t.Codec().MimeType)
 	isVideo := t.Kind() == webrtc.RTPCodecTypeVideo
+	rt := &remoteTrack{participant: t.StreamID(), kind: t.Kind().String()}
+	c.mu.Lock()
+	c.tracks = append(c.tracks, rt)
+	c.mu.Unlock()
+	kind := 0
+	if isVideo {
+		kind = 1
+	}
+	rec := c.rec
+	if rec != nil && !c.recording[kind].CompareAndSwap(false, true) {
+		rec = nil
+	}
 	var sb *samplebuilder.SampleBuilder
 	if isVideo {
 		if mime != strings.ToLower(webrtc.MimeTypeVP8) {
@@ -40,14 +52,22 @@ func (c *call) receive(t *webrtc.TrackRemote) {
 	for {
 		n, _, err := t.Read(buf)
 		if err != nil {
+			// Reads also end when hangUp closes the peer connection; only an end before
+			// that is the track's own.
+			c.mu.Lock()
+			if !c.done {
+				rt.ended.Store(true)
+			}
+			c.mu.Unlock()
 			return
 		}
 		c.bytesRecv.Add(int64(n))
 		if !isVideo {
 			c.audioRecv.Add(1)
-			if c.rec != nil {
+			rt.packets.Add(1)
+			if rec != nil {
 				if err := pkt.Unmarshal(buf[:n]); err == nil {
-					c.rec.writeAudio(&pkt, t.Codec())
+					rec.writeAudio(&pkt, t.Codec())
 				}
 			}
 			continue
@@ -66,12 +86,13 @@ func (c *call) receive(t *webrtc.TrackRemote) {
 		sb.Push(p)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
 			c.videoRecv.Add(1)
+			rt.frames.Add(1)
 			if w, h, ok := vp8KeyFrameSize(s.Data); ok {
 				c.remoteW.Store(int32(w))
 				c.remoteH.Store(int32(h))
 			}
-			if c.rec != nil {
-				c.rec.writeVideo(s.Data, s.PacketTimestamp)
+			if rec != nil {
+				rec.writeVideo(s.Data, s.PacketTimestamp)
 			}
 		}
 	}

@@ -18,6 +18,11 @@ const Version = 1
 // server answers a larger one with an Error of code CodeTooLarge and keeps the connection.
 const MaxMessageSize = 64 << 10
 
+// ServerPeer is the address of the server's media peer, the SFU, in a group session: a
+// member sends its offer, answer and candidates with To set to ServerPeer, and those the
+// server sends come with From set to it. No user ID is ever ServerPeer.
+const ServerPeer = "sfu"
+
 // Message types, the value of every message's "type" field.
 const (
 	TypeWelcome       = "welcome"
@@ -66,6 +71,10 @@ const (
 	CodeTooManyConnections = "too_many_connections"
 	// CodeShuttingDown: the server is stopping; it closes the connection (status 1001).
 	CodeShuttingDown = "shutting_down"
+	// CodeUnsupported: the server understood the message but does not do what it asks: a
+	// group session on a server without an SFU, an offer from one member of a group
+	// session to another, or a renegotiation offer to the SFU.
+	CodeUnsupported = "unsupported"
 )
 
 // Message is any signaling message. Its Type is the value of the "type" field.
@@ -98,14 +107,19 @@ type Welcome struct {
 }
 
 // CreateSession asks the server for a new session with the sender as its host. With a
-// Password, only joins that give the same password (or a valid token) are let in.
+// Password, only joins that give the same password (or a valid token) are let in. With
+// Group, the session is a group call: every member negotiates one peer connection with the
+// server's SFU (ServerPeer) instead of one with each other member.
 type CreateSession struct {
 	Password string `json:"password,omitempty"`
+	Group    bool   `json:"group,omitempty"`
 }
 
-// SessionReady answers CreateSession: the session exists and the sender is its host.
+// SessionReady answers CreateSession: the session exists and the sender is its host. Group
+// says it is a group session: the host offers to ServerPeer at once.
 type SessionReady struct {
 	SessionID string `json:"session_id"`
+	Group     bool   `json:"group,omitempty"`
 }
 
 // JoinSession asks to join an existing session as a guest. Password is the session's
@@ -119,10 +133,12 @@ type JoinSession struct {
 }
 
 // Joined answers JoinSession: the sender is in the session. Peers lists the user IDs
-// already there; they will send the offer.
+// already there; in a two-person session they will send the offer. Group says it is a group
+// session: the newcomer offers to ServerPeer at once, and Peers is only who is there.
 type Joined struct {
 	SessionID string   `json:"session_id"`
 	Peers     []string `json:"peers"`
+	Group     bool     `json:"group,omitempty"`
 }
 
 // JoinError answers a JoinSession that failed; Code is JoinUnknown, JoinFull or JoinClosed.

@@ -69,12 +69,24 @@ var wireCases = []wireCase{
 	},
 	{
 		name: "create_session",
-		msg:  protocol.CreateSession{Password: "open sesame"},
-		wire: `{"type":"create_session","password":"open sesame"}`,
+		msg:  protocol.CreateSession{Password: "open sesame", Group: true},
+		wire: `{"type":"create_session","password":"open sesame","group":true}`,
+	},
+	{
+		name: "create_session for a two-person call",
+		msg:  protocol.CreateSession{},
+		zero: []string{"Password", "Group"},
+		wire: `{"type":"create_session"}`,
 	},
 	{
 		name: "session_ready",
+		msg:  protocol.SessionReady{SessionID: session, Group: true},
+		wire: `{"type":"session_ready","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","group":true}`,
+	},
+	{
+		name: "session_ready for a two-person call",
 		msg:  protocol.SessionReady{SessionID: session},
+		zero: []string{"Group"},
 		wire: `{"type":"session_ready","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg"}`,
 	},
 	{
@@ -84,8 +96,19 @@ var wireCases = []wireCase{
 	},
 	{
 		name: "joined",
-		msg:  protocol.Joined{SessionID: session, Peers: []string{userA, userB}},
-		wire: `{"type":"joined","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","peers":["Yq3n0c2bJ5mG8Jx1rX9a2w","k3QzP0sVb7tLwE4nH6uR1A"]}`,
+		msg:  protocol.Joined{SessionID: session, Peers: []string{userA, userB}, Group: true},
+		wire: `{"type":"joined","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","peers":["Yq3n0c2bJ5mG8Jx1rX9a2w","k3QzP0sVb7tLwE4nH6uR1A"],"group":true}`,
+	},
+	{
+		name: "joined a two-person call",
+		msg:  protocol.Joined{SessionID: session, Peers: []string{userA}},
+		zero: []string{"Group"},
+		wire: `{"type":"joined","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","peers":["Yq3n0c2bJ5mG8Jx1rX9a2w"]}`,
+	},
+	{
+		name: "offer to the SFU in a group session",
+		msg:  protocol.Offer{SessionID: session, From: userA, To: protocol.ServerPeer, SDP: "v=0\r\n"},
+		wire: `{"type":"offer","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","from":"Yq3n0c2bJ5mG8Jx1rX9a2w","to":"sfu","sdp":"v=0\r\n"}`,
 	},
 	{
 		name: "join_error",

@@ -2,6 +2,10 @@
 // which session as host or guest, and which messages go to whom. It holds no sockets,
 // goroutines, locks or clocks; the signaling server feeds it events and delivers what it
 // returns.
+//
+// A group session's members negotiate with the server's SFU, not with each other: what
+// they address to protocol.ServerPeer (or to no one) comes back as an Out to ServerPeer,
+// and so do the session's joins and leaves, for the shell to hand to the SFU.
 package session
 
 import (
@@ -18,6 +22,12 @@ type Config struct {
 	NewID func() string
 	// MaxPeers is how many participants a session holds; 0 means 2 (a peer-to-peer call).
 	MaxPeers int
+	// Groups allows group sessions (CreateSession with Group set); the shell must then hand
+	// every Out to protocol.ServerPeer to an SFU. Without it such a create is refused with
+	// an error of code unsupported.
+	Groups bool
+	// MaxGroupPeers is how many participants a group session holds; 0 means 16.
+	MaxGroupPeers int
 	// ICEServers is what Welcome hands every client.
 	ICEServers []protocol.ICEServer
 	// RememberClosed is how many ended session IDs are kept so that a late join gets
@@ -25,7 +35,8 @@ type Config struct {
 	RememberClosed int
 }
 
-// Out is one message to deliver to one connected user.
+// Out is one message to deliver to one connected user, or, when To is
+// protocol.ServerPeer, to the SFU.
 type Out struct {
 	To  string
 	Msg protocol.Message
@@ -51,6 +62,7 @@ type session struct {
 	id       string
 	members  []*user   // host first, in the order they joined
 	password *[32]byte // SHA-256 of the password, nil for none
+	group    bool      // members negotiate with the SFU
 }
 
 // New returns an empty Core.
@@ -60,6 +72,9 @@ func New(cfg Config) *Core {
 	}
 	if cfg.MaxPeers <= 0 {
 		cfg.MaxPeers = 2
+	}
+	if cfg.MaxGroupPeers <= 0 {
+		cfg.MaxGroupPeers = 16
 	}
 	if cfg.ICEServers == nil {
 		cfg.ICEServers = []protocol.ICEServer{} // "ice_servers": [] on the wire, never null
@@ -84,7 +99,7 @@ func (c *Core) Sessions() int { return len(c.sessions) }
 // Connect registers a new connection and returns its user ID and the Welcome to send it.
 func (c *Core) Connect() (userID string, out []Out) {
 	id := c.cfg.NewID()
-	for c.users[id] != nil {
+	for c.users[id] != nil || id == protocol.ServerPeer {
 		id = c.cfg.NewID()
 	}
 	c.users[id] = &user{id: id}
@@ -118,7 +133,7 @@ func (c *Core) Handle(userID string, m protocol.Message) []Out {
 	case protocol.Pong:
 		return nil
 	case protocol.CreateSession:
-		return c.create(u, m.Password)
+		return c.create(u, m.Password, m.Group)
 	case protocol.JoinSession:
 		return c.join(u, m.SessionID, m.Password, false)
 	case protocol.LeaveSession:
@@ -160,15 +175,19 @@ func (c *Core) JoinWithToken(userID, sessionID string) []Out {
 	return c.join(u, sessionID, "", true)
 }
 
-func (c *Core) create(u *user, password string) []Out {
+func (c *Core) create(u *user, password string, group bool) []Out {
 	if u.session != nil {
 		return busy(u, protocol.TypeCreateSession)
+	}
+	if group && !c.cfg.Groups {
+		return reply(u, protocol.Error{Code: protocol.CodeUnsupported, Ref: protocol.TypeCreateSession,
+			Message: "this server has no SFU, so it cannot host group sessions"})
 	}
 	id := c.cfg.NewID()
 	for c.sessions[id] != nil || c.isClosed(id) {
 		id = c.cfg.NewID()
 	}
-	s := &session{id: id, members: make([]*user, 0, min(c.cfg.MaxPeers, 16))}
+	s := &session{id: id, group: group, members: make([]*user, 0, min(c.maxPeers(group), 16))}
 	if password != "" {
 		sum := sha256.Sum256([]byte(password))
 		s.password = &sum
@@ -176,13 +195,24 @@ func (c *Core) create(u *user, password string) []Out {
 	s.members = append(s.members, u)
 	c.sessions[id] = s
 	u.session = s
-	return reply(u, protocol.SessionReady{SessionID: id})
+	out := reply(u, protocol.SessionReady{SessionID: id, Group: group})
+	if group {
+		out = append(out, Out{To: protocol.ServerPeer, Msg: protocol.PeerJoined{SessionID: id, PeerID: u.id}})
+	}
+	return out
+}
+
+func (c *Core) maxPeers(group bool) int {
+	if group {
+		return c.cfg.MaxGroupPeers
+	}
+	return c.cfg.MaxPeers
 }
 
 func (c *Core) join(u *user, id, password string, viaToken bool) []Out {
 	if u.session != nil {
 		if u.session.id == id {
-			return reply(u, protocol.Joined{SessionID: id, Peers: others(u.session, u)})
+			return reply(u, protocol.Joined{SessionID: id, Peers: others(u.session, u), Group: u.session.group})
 		}
 		return busy(u, protocol.TypeJoinSession)
 	}
@@ -200,14 +230,17 @@ func (c *Core) join(u *user, id, password string, viaToken bool) []Out {
 			msg = fmt.Sprintf("wrong password for session %q", id)
 		}
 		return reply(u, protocol.JoinError{SessionID: id, Code: protocol.JoinWrongPassword, Message: msg})
-	case len(s.members) >= c.cfg.MaxPeers:
+	case len(s.members) >= c.maxPeers(s.group):
 		return reply(u, protocol.JoinError{SessionID: id, Code: protocol.JoinFull,
-			Message: fmt.Sprintf("session %q is full (%d participants)", id, c.cfg.MaxPeers)})
+			Message: fmt.Sprintf("session %q is full (%d participants)", id, c.maxPeers(s.group))})
 	}
-	out := make([]Out, 0, len(s.members)+1)
-	out = append(out, Out{To: u.id, Msg: protocol.Joined{SessionID: id, Peers: others(s, nil)}})
+	out := make([]Out, 0, len(s.members)+2)
+	out = append(out, Out{To: u.id, Msg: protocol.Joined{SessionID: id, Peers: others(s, nil), Group: s.group}})
 	for _, m := range s.members {
 		out = append(out, Out{To: m.id, Msg: protocol.PeerJoined{SessionID: id, PeerID: u.id}})
+	}
+	if s.group {
+		out = append(out, Out{To: protocol.ServerPeer, Msg: protocol.PeerJoined{SessionID: id, PeerID: u.id}})
 	}
 	s.members = append(s.members, u)
 	u.session = s
@@ -243,14 +276,18 @@ func (c *Core) leave(u *user) []Out {
 			break
 		}
 	}
+	var out []Out
 	if len(s.members) == 0 {
 		delete(c.sessions, s.id)
 		c.rememberClosed(s.id)
-		return nil
+	} else {
+		out = make([]Out, 0, len(s.members)+1)
+		for _, m := range s.members {
+			out = append(out, Out{To: m.id, Msg: protocol.PeerLeft{SessionID: s.id, PeerID: u.id}})
+		}
 	}
-	out := make([]Out, 0, len(s.members))
-	for _, m := range s.members {
-		out = append(out, Out{To: m.id, Msg: protocol.PeerLeft{SessionID: s.id, PeerID: u.id}})
+	if s.group {
+		out = append(out, Out{To: protocol.ServerPeer, Msg: protocol.PeerLeft{SessionID: s.id, PeerID: u.id}})
 	}
 	return out
 }
@@ -263,6 +300,15 @@ func (c *Core) relay(u *user, sessionID, to string, withFrom func(string) protoc
 		return notIn(u, m.Type(), sessionID)
 	}
 	s := u.session
+	if s.group {
+		// In a group the only negotiations are member↔SFU.
+		if to != "" && to != protocol.ServerPeer {
+			return reply(u, protocol.Error{Code: protocol.CodeUnsupported, Ref: m.Type(),
+				Message: fmt.Sprintf("%s to %q: in group session %q, negotiate with the server (to %q)",
+					m.Type(), to, sessionID, protocol.ServerPeer)})
+		}
+		return []Out{{To: protocol.ServerPeer, Msg: m}}
+	}
 	if to != "" {
 		for _, p := range s.members {
 			if p.id == to && p != u {
@@ -279,6 +325,43 @@ func (c *Core) relay(u *user, sessionID, to string, withFrom func(string) protoc
 		}
 	}
 	return out
+}
+
+// FromServerPeer delivers a message the SFU sends to user to: an Offer, Answer or Candidate
+// for the user's group session, stamped From ServerPeer and To the user, or an Error. It
+// returns nothing when the user is gone, in no group session or in another session than
+// the message names (the SFU spoke about a session the user has left), and for any other
+// message.
+func (c *Core) FromServerPeer(to string, m protocol.Message) []Out {
+	u := c.users[to]
+	if u == nil || u.session == nil || !u.session.group {
+		return nil
+	}
+	id := u.session.id
+	switch v := m.(type) {
+	case protocol.Offer:
+		if v.SessionID != id {
+			return nil
+		}
+		v.From, v.To = protocol.ServerPeer, to
+		m = v
+	case protocol.Answer:
+		if v.SessionID != id {
+			return nil
+		}
+		v.From, v.To = protocol.ServerPeer, to
+		m = v
+	case protocol.Candidate:
+		if v.SessionID != id {
+			return nil
+		}
+		v.From, v.To = protocol.ServerPeer, to
+		m = v
+	case protocol.Error:
+	default:
+		return nil
+	}
+	return reply(u, m)
 }
 
 func (c *Core) isClosed(id string) bool {

@@ -3,6 +3,7 @@ package session_test
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func counter() func() string {
 // event is one input to the core: a connection, a message from a user, or a disconnection;
 // want is exactly what the core must return for it.
 type event struct {
-	kind string // "connect", "handle" or "disconnect"
+	kind string // "connect", "handle", "disconnect" or "server" (a message from the SFU to user)
 	user string // for connect: the ID Connect must return
 	msg  protocol.Message
 	want []session.Out
@@ -37,6 +38,11 @@ func send(user string, m protocol.Message, want ...session.Out) event {
 
 func disconnect(user string, want ...session.Out) event {
 	return event{kind: "disconnect", user: user, want: want}
+}
+
+// fromSFU is the SFU sending m to user.
+func fromSFU(user string, m protocol.Message, want ...session.Out) event {
+	return event{kind: "server", user: user, msg: m, want: want}
 }
 
 func to(user string, m protocol.Message) session.Out { return session.Out{To: user, Msg: m} }
@@ -107,6 +113,9 @@ func (e event) String() string {
 	case "handle":
 		enc, _ := protocol.Encode(e.msg)
 		return fmt.Sprintf("%s sends %s", e.user, enc)
+	case "server":
+		enc, _ := protocol.Encode(e.msg)
+		return fmt.Sprintf("the SFU sends %s %s", e.user, enc)
 	default:
 		return e.kind + " " + e.user
 	}
@@ -128,6 +137,8 @@ func run(t *testing.T, c *session.Core, events []event) {
 			got = c.Handle(e.user, e.msg)
 		case "disconnect":
 			got = c.Disconnect(e.user)
+		case "server":
+			got = c.FromServerPeer(e.user, e.msg)
 		default:
 			t.Fatalf("event %d: unknown kind %q", i, e.kind)
 		}
@@ -492,6 +503,189 @@ func TestCore(t *testing.T) {
 				cfg.ICEServers = testICE
 			}
 			cfg.NewID = counter()
+			c := session.New(cfg)
+			run(t, c, tc.events)
+			if c.Users() != tc.users || c.Sessions() != tc.count {
+				t.Errorf("Users() = %d, Sessions() = %d; want %d, %d", c.Users(), c.Sessions(), tc.users, tc.count)
+			}
+		})
+	}
+}
+
+// threeInGroup is u1 hosting group session u4 with u2 and u3, each join told to the SFU.
+var threeInGroup = []event{
+	connect("u1", welcome("u1")),
+	connect("u2", welcome("u2")),
+	connect("u3", welcome("u3")),
+	send("u1", protocol.CreateSession{Group: true},
+		to("u1", protocol.SessionReady{SessionID: "u4", Group: true}),
+		to(sfu, protocol.PeerJoined{SessionID: "u4", PeerID: "u1"})),
+	send("u2", protocol.JoinSession{SessionID: "u4"},
+		to("u2", protocol.Joined{SessionID: "u4", Peers: []string{"u1"}, Group: true}),
+		to("u1", protocol.PeerJoined{SessionID: "u4", PeerID: "u2"}),
+		to(sfu, protocol.PeerJoined{SessionID: "u4", PeerID: "u2"})),
+	send("u3", protocol.JoinSession{SessionID: "u4"},
+		to("u3", protocol.Joined{SessionID: "u4", Peers: []string{"u1", "u2"}, Group: true}),
+		to("u1", protocol.PeerJoined{SessionID: "u4", PeerID: "u3"}),
+		to("u2", protocol.PeerJoined{SessionID: "u4", PeerID: "u3"}),
+		to(sfu, protocol.PeerJoined{SessionID: "u4", PeerID: "u3"})),
+}
+
+const sfu = protocol.ServerPeer
+
+func TestGroupSessions(t *testing.T) {
+	cand := &protocol.ICECandidate{Candidate: "candidate:1 1 udp 2130706431 192.0.2.1 54400 typ host"}
+	cases := []struct {
+		name         string
+		cfg          session.Config // NewID is set to a fresh counter; Groups is on unless noGroups
+		noGroups     bool
+		events       []event
+		users, count int
+	}{
+		{
+			name:   "joins are told to the members and to the SFU",
+			events: threeInGroup,
+			users:  3, count: 1,
+		},
+		{
+			name: "offer, answer and candidates to the SFU, addressed or not, go to it stamped",
+			events: then(threeInGroup,
+				send("u2", protocol.Offer{SessionID: "u4", To: sfu, SDP: "v=0"},
+					to(sfu, protocol.Offer{SessionID: "u4", From: "u2", To: sfu, SDP: "v=0"})),
+				send("u2", protocol.Candidate{SessionID: "u4", Candidate: cand},
+					to(sfu, protocol.Candidate{SessionID: "u4", From: "u2", Candidate: cand})),
+				send("u3", protocol.Answer{SessionID: "u4", To: sfu, SDP: "v=0"},
+					to(sfu, protocol.Answer{SessionID: "u4", From: "u3", To: sfu, SDP: "v=0"})),
+				// A "from" a client sets is overwritten.
+				send("u3", protocol.Offer{SessionID: "u4", From: "u1", SDP: "v=0"},
+					to(sfu, protocol.Offer{SessionID: "u4", From: "u3", SDP: "v=0"})),
+			),
+			users: 3, count: 1,
+		},
+		{
+			name: "members do not negotiate with each other in a group",
+			events: then(threeInGroup,
+				send("u1", protocol.Offer{SessionID: "u4", To: "u2", SDP: "v=0"},
+					failure("u1", protocol.CodeUnsupported, protocol.TypeOffer)),
+				send("u1", protocol.Candidate{SessionID: "u4", To: "u3", EndOfCandidates: true},
+					failure("u1", protocol.CodeUnsupported, protocol.TypeCandidate)),
+				send("u2", protocol.Offer{SessionID: "nope", To: sfu, SDP: "v=0"},
+					failure("u2", protocol.CodeNotInSession, protocol.TypeOffer)),
+			),
+			users: 3, count: 1,
+		},
+		{
+			name: "the SFU's messages reach members stamped from it, and nothing else does",
+			events: then(threeInGroup,
+				fromSFU("u2", protocol.Offer{SessionID: "u4", SDP: "v=0"},
+					to("u2", protocol.Offer{SessionID: "u4", From: sfu, To: "u2", SDP: "v=0"})),
+				fromSFU("u1", protocol.Answer{SessionID: "u4", From: "u3", SDP: "v=0"},
+					to("u1", protocol.Answer{SessionID: "u4", From: sfu, To: "u1", SDP: "v=0"})),
+				fromSFU("u3", protocol.Candidate{SessionID: "u4", EndOfCandidates: true},
+					to("u3", protocol.Candidate{SessionID: "u4", From: sfu, To: "u3", EndOfCandidates: true})),
+				fromSFU("u3", protocol.Error{Code: protocol.CodeUnsupported, Ref: protocol.TypeOffer, Message: "no"},
+					to("u3", protocol.Error{Code: protocol.CodeUnsupported, Ref: protocol.TypeOffer, Message: "no"})),
+				// For another session, an unknown user, or a message the SFU does not send: dropped.
+				fromSFU("u3", protocol.Offer{SessionID: "old", SDP: "v=0"}),
+				fromSFU("u9", protocol.Offer{SessionID: "u4", SDP: "v=0"}),
+				fromSFU("u3", protocol.PeerLeft{SessionID: "u4", PeerID: "u1"}),
+				send("u3", protocol.LeaveSession{SessionID: "u4"},
+					to("u1", protocol.PeerLeft{SessionID: "u4", PeerID: "u3"}),
+					to("u2", protocol.PeerLeft{SessionID: "u4", PeerID: "u3"}),
+					to(sfu, protocol.PeerLeft{SessionID: "u4", PeerID: "u3"})),
+				fromSFU("u3", protocol.Offer{SessionID: "u4", SDP: "v=0"}),
+			),
+			users: 3, count: 1,
+		},
+		{
+			name: "leaves and disconnects are told to the SFU, the last one too",
+			events: then(threeInGroup,
+				disconnect("u2",
+					to("u1", protocol.PeerLeft{SessionID: "u4", PeerID: "u2"}),
+					to("u3", protocol.PeerLeft{SessionID: "u4", PeerID: "u2"}),
+					to(sfu, protocol.PeerLeft{SessionID: "u4", PeerID: "u2"})),
+				send("u1", protocol.LeaveSession{SessionID: "u4"},
+					to("u3", protocol.PeerLeft{SessionID: "u4", PeerID: "u1"}),
+					to(sfu, protocol.PeerLeft{SessionID: "u4", PeerID: "u1"})),
+				disconnect("u3", to(sfu, protocol.PeerLeft{SessionID: "u4", PeerID: "u3"})),
+				send("u1", protocol.JoinSession{SessionID: "u4"}, joinError("u1", "u4", protocol.JoinClosed)),
+			),
+			users: 1, count: 0,
+		},
+		{
+			name: "MaxGroupPeers bounds a group; MaxPeers still bounds a two-person session",
+			cfg:  session.Config{MaxGroupPeers: 3},
+			events: then(threeInGroup,
+				connect("u5", welcome("u5")),
+				send("u5", protocol.JoinSession{SessionID: "u4"}, joinError("u5", "u4", protocol.JoinFull)),
+				connect("u6", welcome("u6")),
+				send("u5", protocol.CreateSession{}, to("u5", protocol.SessionReady{SessionID: "u7"})),
+				send("u6", protocol.JoinSession{SessionID: "u7"},
+					to("u6", protocol.Joined{SessionID: "u7", Peers: []string{"u5"}}),
+					to("u5", protocol.PeerJoined{SessionID: "u7", PeerID: "u6"})),
+				// Two-person sessions know no SFU.
+				send("u6", protocol.Offer{SessionID: "u7", To: sfu, SDP: "v=0"},
+					failure("u6", protocol.CodeNotInSession, protocol.TypeOffer)),
+				fromSFU("u6", protocol.Offer{SessionID: "u7", SDP: "v=0"}),
+				disconnect("u6", to("u5", protocol.PeerLeft{SessionID: "u7", PeerID: "u6"})),
+			),
+			users: 4, count: 2,
+		},
+		{
+			name: "the default group holds 16",
+			events: func() []event {
+				ev := []event{connect("u1", welcome("u1")),
+					send("u1", protocol.CreateSession{Group: true},
+						to("u1", protocol.SessionReady{SessionID: "u2", Group: true}),
+						to(sfu, protocol.PeerJoined{SessionID: "u2", PeerID: "u1"}))}
+				members := []string{"u1"}
+				for i := 3; i <= 18; i++ {
+					u := "u" + strconv.Itoa(i)
+					ev = append(ev, connect(u, welcome(u)))
+					if len(members) == 16 {
+						ev = append(ev, send(u, protocol.JoinSession{SessionID: "u2"}, joinError(u, "u2", protocol.JoinFull)))
+						continue
+					}
+					want := []session.Out{to(u, protocol.Joined{SessionID: "u2", Peers: slices.Clone(members), Group: true})}
+					for _, m := range members {
+						want = append(want, to(m, protocol.PeerJoined{SessionID: "u2", PeerID: u}))
+					}
+					want = append(want, to(sfu, protocol.PeerJoined{SessionID: "u2", PeerID: u}))
+					ev = append(ev, send(u, protocol.JoinSession{SessionID: "u2"}, want...))
+					members = append(members, u)
+				}
+				return ev
+			}(),
+			users: 17, count: 1,
+		},
+		{
+			name:     "without Groups, a group session is refused",
+			noGroups: true,
+			events: []event{
+				connect("u1", welcome("u1")),
+				send("u1", protocol.CreateSession{Group: true}, failure("u1", protocol.CodeUnsupported, protocol.TypeCreateSession)),
+				send("u1", protocol.CreateSession{}, to("u1", protocol.SessionReady{SessionID: "u2"})),
+			},
+			users: 1, count: 1,
+		},
+		{
+			name: "no user is ever called sfu",
+			cfg: session.Config{NewID: func() func() string {
+				ids := []string{sfu, "u1", "u2"}
+				return func() string { id := ids[0]; ids = ids[1:]; return id }
+			}()},
+			events: []event{connect("u1", welcome("u1"))},
+			users:  1,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.ICEServers = testICE
+			cfg.Groups = !tc.noGroups
+			if cfg.NewID == nil {
+				cfg.NewID = counter()
+			}
 			c := session.New(cfg)
 			run(t, c, tc.events)
 			if c.Users() != tc.users || c.Sessions() != tc.count {

@@ -59,6 +59,22 @@ type Config struct {
 	Logger *slog.Logger
 	// NewID returns fresh user and session IDs; nil means NewID (128 random bits).
 	NewID func() string
+	// SFU, if set, carries the media of group sessions (package sfu is one); without it,
+	// a group session is refused with an error of code unsupported.
+	SFU SFU
+	// MaxGroupPeers is how many participants a group session holds; 0 means 16.
+	MaxGroupPeers int
+}
+
+// SFU is the server's media peer in group sessions: the seam between signaling and the
+// selective forwarding unit.
+type SFU interface {
+	// Handle takes one message the session core addressed to protocol.ServerPeer: PeerJoined
+	// and PeerLeft for a group session's membership (its host included), and Offer, Answer
+	// and Candidate from a member, with From set. The server calls it from one goroutine,
+	// in the order the core produced the messages, and never while holding its own lock, so
+	// Handle may call Server.SendFromSFU; it should not block for long.
+	Handle(m protocol.Message)
 }
 
 // discardLimit is the size above which a message is not even read to its end: the
@@ -83,6 +99,15 @@ type Server struct {
 	closing bool
 
 	wg sync.WaitGroup // one per live connection
+
+	// Messages for the SFU wait in sfuQ (guarded by mu) for the pump goroutine, which hands
+	// them over outside the lock: the SFU calls back into the server from its own
+	// goroutines. The queue is unbounded so that queueing never waits under mu; each
+	// connection's rate limit bounds what it can add.
+	sfuQ    []protocol.Message
+	sfuWake chan struct{} // capacity 1: something is in sfuQ, or the pump should stop
+	sfuStop bool          // guarded by mu: the pump ends once sfuQ is empty
+	sfuDone chan struct{} // closed when the pump has ended
 }
 
 type conn struct {
@@ -144,16 +169,55 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		core:  session.New(session.Config{NewID: cfg.NewID}),
+		cfg: cfg,
+		log: cfg.Logger,
+		core: session.New(session.Config{NewID: cfg.NewID, Groups: cfg.SFU != nil,
+			MaxGroupPeers: cfg.MaxGroupPeers}),
 		conns: make(map[string]*conn),
 		perIP: make(map[netip.Addr]int),
 		mux:   http.NewServeMux(),
 	}
 	s.mux.HandleFunc("GET /ws", s.serveWS)
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
+	if cfg.SFU != nil {
+		s.sfuWake = make(chan struct{}, 1)
+		s.sfuDone = make(chan struct{})
+		go s.pumpSFU()
+	}
 	return s
+}
+
+// pumpSFU hands the SFU its messages, in order, outside the lock, until Close.
+func (s *Server) pumpSFU() {
+	defer close(s.sfuDone)
+	for range s.sfuWake {
+		s.mu.Lock()
+		q, stop := s.sfuQ, s.sfuStop
+		s.sfuQ = nil
+		s.mu.Unlock()
+		for _, m := range q {
+			s.cfg.SFU.Handle(m)
+		}
+		if stop {
+			return
+		}
+	}
+}
+
+func (s *Server) wakeSFU() {
+	select {
+	case s.sfuWake <- struct{}{}:
+	default:
+	}
+}
+
+// SendFromSFU delivers a message from the SFU (From protocol.ServerPeer) to user to: an
+// Offer, Answer or Candidate for the user's group session, or an Error. It is dropped when
+// the user has left that session. Safe for concurrent use.
+func (s *Server) SendFromSFU(to string, m protocol.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deliverLocked(s.core.FromServerPeer(to, m), nil)
 }
 
 // ServeHTTP routes /ws and /healthz.
@@ -200,16 +264,26 @@ func (s *Server) Close(ctx context.Context) error {
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		for _, c := range open {
 			c.ws.CloseNow()
 		}
 		<-done
-		return fmt.Errorf("close signaling server: %d connections cut: %w", len(open), ctx.Err())
+		err = fmt.Errorf("close signaling server: %d connections cut: %w", len(open), ctx.Err())
 	}
+	// Every connection has ended, so the SFU has been told of every leave; the pump ends
+	// once it has handed them over.
+	if s.sfuDone != nil {
+		s.mu.Lock()
+		s.sfuStop = true
+		s.mu.Unlock()
+		s.wakeSFU()
+		<-s.sfuDone
+	}
+	return err
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -435,6 +509,13 @@ func (s *Server) deliverLocked(out []session.Out, sender *conn) {
 	var last protocol.Message
 	var lastBytes []byte
 	for _, o := range out {
+		if o.To == protocol.ServerPeer {
+			if s.sfuWake != nil && !s.sfuStop {
+				s.sfuQ = append(s.sfuQ, o.Msg)
+				s.wakeSFU()
+			}
+			continue
+		}
 		c := s.conns[o.To]
 		if c == nil {
 			continue

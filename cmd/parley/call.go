@@ -19,6 +19,7 @@ func call(ctx context.Context, args []string) error {
 	server := fs.String("server", "http://127.0.0.1:8080", "`URL` of the parley server")
 	create := fs.Bool("new", false, "create a session and print 'session <ID>' on stdout")
 	join := fs.String("join", "", "join the session with this `ID`")
+	group := fs.Bool("group", false, "with --new: make it a group session, its media through the server's SFU")
 	password := fs.String("password", "", "with --new: protect the session with this `password`; with --join: the session's password")
 	token := fs.String("token", "", "with --join: a signed join `token` (see parley token)")
 	video := fs.String("video", "", "send video from this `file`: VP8 in IVF, or a WebM with VP8 (and Opus)")
@@ -35,12 +36,15 @@ func call(ctx context.Context, args []string) error {
 	if *create == (*join != "") {
 		return errors.New("give exactly one of --new and --join ID")
 	}
+	if *group && !*create {
+		return errors.New("--group goes with --new; a joined session is a group if its host made it one")
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	cfg := peer.Config{
-		Server: *server, Create: *create, Join: *join, Password: *password, Token: *token, RecordDir: *record,
+		Server: *server, Create: *create, Group: *group, Join: *join, Password: *password, Token: *token, RecordDir: *record,
 		Duration: *duration, ConnectTimeout: *timeout, LoopbackOnly: *loopback,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		OnSession: func(id string) {

@@ -21,6 +21,7 @@ import (
 	"github.com/parley-rtc/parley/certs"
 	"github.com/parley-rtc/parley/jointoken"
 	"github.com/parley-rtc/parley/protocol"
+	"github.com/parley-rtc/parley/sfu"
 	"github.com/parley-rtc/parley/signaling"
 	"github.com/parley-rtc/parley/turnserver"
 	"github.com/parley-rtc/parley/web"
@@ -48,6 +49,8 @@ type serveConfig struct {
 	allowedOrigins, tokenSecret                string
 	requireToken                               bool
 	maxConnsPerIP, messageBurst                int
+	maxGroupPeers                              int
+	sfuLoopback                                bool
 	messageRate                                float64
 }
 
@@ -74,6 +77,8 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.IntVar(&c.messageBurst, "message-burst", 60, "signaling messages a connection may send at once")
 	fs.StringVar(&c.tokenSecret, "token-secret", "", "`secret` (at least 32 bytes) for signed join tokens (JWT HS256); see parley token")
 	fs.BoolVar(&c.requireToken, "require-token", false, "admit joins only with a valid join token")
+	fs.IntVar(&c.maxGroupPeers, "max-group-peers", 16, "most participants in a group session (media through the server's SFU)")
+	fs.BoolVar(&c.sfuLoopback, "sfu-loopback", false, "the SFU gathers only loopback ICE candidates (for tests with every client on this machine)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGTERM or SIGINT, how long connections get to close before they are cut")
 	return c
 }
@@ -144,7 +149,21 @@ func serve(ctx context.Context, args []string) error {
 		return errors.New("--require-token needs --token-secret")
 	}
 
-	sig := signaling.New(signaling.Config{
+	if cfg.maxGroupPeers < 3 {
+		return fmt.Errorf("--max-group-peers %d: a group holds at least 3", cfg.maxGroupPeers)
+	}
+	// The SFU sends through the signaling server, which hands it its messages: sig is set
+	// before any client can connect, so before the SFU can send.
+	var sig *signaling.Server
+	media, err := sfu.New(sfu.Config{Logger: log, LoopbackOnly: cfg.sfuLoopback,
+		Send: func(to string, m protocol.Message) { sig.SendFromSFU(to, m) }})
+	if err != nil {
+		return err
+	}
+	defer media.Close()
+	sig = signaling.New(signaling.Config{
+		SFU:            media,
+		MaxGroupPeers:  cfg.maxGroupPeers,
 		Logger:         log,
 		ICEServers:     ice,
 		AllowedOrigins: splitList(cfg.allowedOrigins),

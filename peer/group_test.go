@@ -1,0 +1,283 @@
+package peer_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/parley-rtc/parley/peer"
+	"github.com/parley-rtc/parley/protocol"
+	"github.com/parley-rtc/parley/sfu"
+	"github.com/parley-rtc/parley/signaling"
+)
+
+// The group calls' tests live here rather than in package sfu so that they never run at
+// the same time as this package's other media tests: two packages' tests run in parallel,
+// one package's tests one after the other, and the 2-core machine is not big enough for
+// both at once with the race detector.
+
+// startGroupServer runs a signaling server with an SFU on 127.0.0.1, as parley serve does.
+func startGroupServer(t *testing.T) (string, *sfu.SFU) {
+	t.Helper()
+	var sig *signaling.Server
+	s, err := sfu.New(sfu.Config{LoopbackOnly: true, Logger: quietLogger(),
+		Send: func(to string, m protocol.Message) { sig.SendFromSFU(to, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig = signaling.New(signaling.Config{SFU: s, Logger: quietLogger()})
+	srv := httptest.NewServer(sig)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := sig.Close(ctx); err != nil {
+			t.Error(err)
+		}
+		srv.Close()
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return srv.URL, s
+}
+
+// member is one native client in a group call; hangUp ends its call.
+type member struct {
+	hangUp context.CancelFunc
+	done   chan result
+}
+
+// startGroup starts a host that creates a group session and n-1 clients that join it, each
+// sending real media, and returns them in that order.
+func startGroup(t *testing.T, ctx context.Context, server string, n int) []*member {
+	t.Helper()
+	ivf, ogg, webm := load(t, "chrome-vp8.ivf"), load(t, "chrome-opus.ogg"), load(t, "chrome-vp8-opus.webm")
+	ids := make(chan string, 1)
+	var session string
+	members := make([]*member, n)
+	for i := range members {
+		cfg := peer.Config{Server: server, LoopbackOnly: true, Logger: quietLogger(),
+			ConnectTimeout: 45 * time.Second}
+		if i%2 == 0 {
+			cfg.Video, cfg.Audio = ivf.Video, ogg.Audio
+		} else {
+			cfg.Video, cfg.Audio = webm.Video, webm.Audio
+		}
+		if i == 0 {
+			cfg.Create, cfg.Group = true, true
+			cfg.OnSession = func(id string) { ids <- id }
+		} else {
+			cfg.Join = session
+		}
+		callCtx, hangUp := context.WithCancel(ctx)
+		m := &member{hangUp: hangUp, done: make(chan result, 1)}
+		members[i] = m
+		go func() {
+			rep, err := peer.Run(callCtx, cfg)
+			m.done <- result{rep, err}
+		}()
+		if i == 0 {
+			select {
+			case session = <-ids:
+			case r := <-m.done:
+				t.Fatalf("host ended before its session was ready: %v", r.err)
+			}
+		}
+	}
+	return members
+}
+
+// waitFor polls cond every 100 ms until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("not %s after %s", what, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// settled reports whether the SFU has n participants, each publishing video and audio and
+// receiving the tracks of the n-1 others, with no negotiation under way.
+func settled(s *sfu.SFU, n int) bool {
+	st := s.Stats()
+	if len(st.Participants) != n {
+		return false
+	}
+	for _, p := range st.Participants {
+		if p.Published != 2 || p.Subscribed != 2*(n-1) || !p.Stable {
+			return false
+		}
+	}
+	return true
+}
+
+// byParticipant sums a report's remote tracks per participant: video frames, audio
+// packets, and whether every track of that participant ended.
+type received struct {
+	video, audio int64
+	tracks       int
+	ended        int
+}
+
+func byParticipant(rep peer.Report) map[string]*received {
+	out := map[string]*received{}
+	for _, tr := range rep.RemoteTracks {
+		r := out[tr.Participant]
+		if r == nil {
+			r = &received{}
+			out[tr.Participant] = r
+		}
+		r.video += tr.VideoFrames
+		r.audio += tr.AudioPackets
+		r.tracks++
+		if tr.Ended {
+			r.ended++
+		}
+	}
+	return out
+}
+
+// The thresholds are far below what 4 s of media bring (about 120 frames and 200 audio
+// packets per participant), so a loaded machine passes; a track that is not forwarded
+// at all fails.
+const minFrames, minAudio = 30, 50
+
+func TestGroupCall(t *testing.T) {
+	for _, n := range []int{3, 4} {
+		t.Run(fmt.Sprintf("%d participants", n), func(t *testing.T) {
+			server, s := startGroupServer(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			members := startGroup(t, ctx, server, n)
+			defer func() {
+				for _, m := range members {
+					m.hangUp()
+				}
+			}()
+			waitFor(t, 60*time.Second, "every participant receiving every other's tracks", func() bool { return settled(s, n) })
+			time.Sleep(4 * time.Second)
+			for _, m := range members {
+				m.hangUp()
+			}
+			for i, m := range members {
+				r := <-m.done
+				if r.err != nil {
+					t.Fatalf("participant %d: %v", i, r.err)
+				}
+				got := byParticipant(r.rep)
+				if len(got) != n-1 {
+					t.Errorf("participant %d received from %d participants, want %d: %+v", i, len(got), n-1, r.rep.RemoteTracks)
+				}
+				for from, rc := range got {
+					t.Logf("participant %d from %s: %d video frames, %d audio packets", i, from[:6], rc.video, rc.audio)
+					if rc.tracks != 2 || rc.video < minFrames || rc.audio < minAudio || rc.ended > 0 {
+						t.Errorf("participant %d from %s: %d tracks, %d video frames, %d audio packets, %d ended; want 2 tracks, >= %d frames, >= %d packets, none ended",
+							i, from, rc.tracks, rc.video, rc.audio, rc.ended, minFrames, minAudio)
+					}
+				}
+			}
+			for _, p := range s.Stats().Participants {
+				t.Logf("sfu: %+v", p)
+			}
+		})
+	}
+}
+
+// TestGroupLeave has one of three participants leave: the two others' tracks of it end, the
+// SFU's offers stay bounded, and once everyone has left no goroutine of the call remains.
+func TestGroupLeave(t *testing.T) {
+	server, s := startGroupServer(t)
+	runtime.GC()
+	baseline := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	members := startGroup(t, ctx, server, 3)
+	defer func() {
+		for _, m := range members {
+			m.hangUp()
+		}
+	}()
+	waitFor(t, 60*time.Second, "every participant receiving every other's tracks", func() bool { return settled(s, 3) })
+	time.Sleep(2 * time.Second)
+
+	members[2].hangUp()
+	if r := <-members[2].done; r.err != nil {
+		t.Fatalf("the one who left: %v", r.err)
+	}
+	waitFor(t, 30*time.Second, "the two others receiving each other only", func() bool { return settled(s, 2) })
+	time.Sleep(time.Second)
+	offers := map[string]int{}
+	for _, p := range s.Stats().Participants {
+		offers[p.ID] = p.OffersSent
+	}
+	// The second stayer leaves before the first, so that what it saw of the first is
+	// untouched by leaves (the first, leaving later, may see its tracks end).
+	members[1].hangUp()
+	b := <-members[1].done
+	members[0].hangUp()
+	a := <-members[0].done
+	for _, r := range []result{a, b} {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	// Each stayer saw two participants; the one both saw is the one who left.
+	fromA, fromB := byParticipant(a.rep), byParticipant(b.rep)
+	var left string
+	for id := range fromA {
+		if fromB[id] != nil {
+			left = id
+		}
+	}
+	if left == "" || len(fromA) != 2 || len(fromB) != 2 {
+		t.Fatalf("stayers received from %d and %d participants with none in common", len(fromA), len(fromB))
+	}
+	for i, got := range []map[string]*received{fromA, fromB} {
+		for from, rc := range got {
+			t.Logf("stayer %d from %s: %d video frames, %d audio packets, %d of %d tracks ended",
+				i, from[:6], rc.video, rc.audio, rc.ended, rc.tracks)
+			wantEnded := 0
+			switch {
+			case from == left:
+				wantEnded = 2
+			case i == 0:
+				wantEnded = rc.ended // the second stayer left first: its tracks may have ended
+			}
+			if rc.tracks != 2 || rc.ended != wantEnded || rc.video < minFrames || rc.audio < minAudio {
+				t.Errorf("stayer %d from %s: %d tracks, %d ended, %d frames, %d packets; want 2 tracks, %d ended, >= %d frames, >= %d packets",
+					i, from, rc.tracks, rc.ended, rc.video, rc.audio, wantEnded, minFrames, minAudio)
+			}
+		}
+	}
+	// Each stayer's subscriptions changed at most 5 times (the other two's 2 tracks each,
+	// then one leave), and the SFU makes no offer without a change.
+	if len(offers) != 2 {
+		t.Fatalf("the SFU had %d participants after one left, want 2", len(offers))
+	}
+	for id, n := range offers {
+		t.Logf("offers to %s: %d", id[:6], n)
+		if n < 2 || n > 5 {
+			t.Errorf("the SFU sent %s %d offers, want 2 to 5", id, n)
+		}
+	}
+
+	waitFor(t, 30*time.Second, "the SFU empty", func() bool { st := s.Stats(); return st.Rooms == 0 && len(st.Participants) == 0 })
+	g := baseline
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		runtime.GC()
+		if g = runtime.NumGoroutine(); g <= baseline {
+			break
+		}
+	}
+	t.Logf("goroutines: %d, baseline %d", g, baseline)
+	if g > baseline {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Errorf("%d goroutines outlived the call:\n%s", g-baseline, buf[:n])
+	}
+}

@@ -1,0 +1,115 @@
+package sfu
+
+// negotiator decides, for one participant's peer connection, when the SFU answers and when
+// it offers. It is a plain value, without I/O: the shell reports what happened and does
+// what the returned action says.
+//
+// The rules (docs/protocol.md, "Group sessions"):
+//   - The participant offers first, once, with the tracks it publishes; the SFU answers.
+//     Until then the SFU never offers, so the first exchange cannot collide.
+//   - Afterwards only the SFU offers: when what the participant should receive changes.
+//     At most one SFU offer is in flight; changes while it is (or while the first client
+//     offer is awaited) mark the negotiator dirty, and one offer covers them all once the
+//     answer is in. So every offer is caused by at least one change, and a participant
+//     receives no more offers than there were changes: renegotiation cannot loop.
+//   - A client offer after the first is refused (no glare resolution: the client never
+//     needs to offer again while it publishes a fixed set of tracks).
+type negotiator struct {
+	state  negState
+	dirty  bool // subscriptions changed since the last offer was made
+	offers int  // SFU offers made
+	// changes counts Changed calls; offers <= changes always holds.
+	changes int
+}
+
+type negState int
+
+const (
+	awaitingClientOffer negState = iota // nothing negotiated yet
+	stable                              // no offer in flight
+	serverOffered                       // an SFU offer awaits its answer
+)
+
+func (s negState) String() string {
+	switch s {
+	case awaitingClientOffer:
+		return "awaiting-client-offer"
+	case stable:
+		return "stable"
+	case serverOffered:
+		return "server-offered"
+	}
+	return "unknown"
+}
+
+// action is what the shell must do next.
+type action int
+
+const (
+	none   action = iota
+	offer         // sync the peer connection's senders with the subscriptions and offer
+	answer        // apply the client's offer and answer it
+	refuse        // tell the client its offer is refused, and otherwise ignore it
+	ignore        // drop the message (an answer nobody asked for)
+)
+
+func (a action) String() string {
+	return [...]string{"none", "offer", "answer", "refuse", "ignore"}[a]
+}
+
+// Changed says the participant's subscriptions changed (a track to add or to remove).
+func (n *negotiator) Changed() action {
+	n.changes++
+	n.dirty = true
+	return n.next()
+}
+
+// ClientOffer says an offer came from the participant. An answer action is followed, once
+// the shell has answered, by a call to Answered.
+func (n *negotiator) ClientOffer() action {
+	if n.state != awaitingClientOffer {
+		return refuse
+	}
+	return answer
+}
+
+// Answered says the shell has answered the client's first offer.
+func (n *negotiator) Answered() action {
+	if n.state != awaitingClientOffer {
+		return none
+	}
+	n.state = stable
+	return n.next()
+}
+
+// ClientAnswer says an answer came from the participant.
+func (n *negotiator) ClientAnswer() action {
+	if n.state != serverOffered {
+		return ignore
+	}
+	n.state = stable
+	return n.next()
+}
+
+// OfferFailed says the shell could not make or send the offer it was told to: the changes
+// it was for are still to be offered, at the next change.
+func (n *negotiator) OfferFailed() {
+	if n.state == serverOffered {
+		n.state = stable
+		n.dirty = true
+	}
+}
+
+// Stable reports whether nothing is in flight and nothing is waiting to be offered.
+func (n *negotiator) Stable() bool { return n.state == stable && !n.dirty }
+
+// next offers if changes are waiting and nothing is in flight.
+func (n *negotiator) next() action {
+	if n.state != stable || !n.dirty {
+		return none
+	}
+	n.state = serverOffered
+	n.dirty = false
+	n.offers++
+	return offer
+}
