@@ -281,3 +281,84 @@ func TestGroupLeave(t *testing.T) {
 		t.Errorf("%d goroutines outlived the call:\n%s", g-baseline, buf[:n])
 	}
 }
+
+// TestMoveToSFU: a two-person call that a third participant joins moves to the SFU; the
+// first two do not hang up, and all three end up with each other's media.
+func TestMoveToSFU(t *testing.T) {
+	server, s := startGroupServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	ivf, ogg, webm := load(t, "chrome-vp8.ivf"), load(t, "chrome-opus.ogg"), load(t, "chrome-vp8-opus.webm")
+	ids := make(chan string, 1)
+	up := make(chan string, 3)
+	configs := []peer.Config{
+		{Create: true, Video: ivf.Video, Audio: ogg.Audio, OnSession: func(id string) { ids <- id }},
+		{Video: webm.Video, Audio: webm.Audio},
+		{Video: ivf.Video, Audio: ogg.Audio},
+	}
+	names := []string{"host", "guest", "third"}
+	var members []*member
+	start := func(i int, session string) {
+		cfg := configs[i]
+		cfg.Server, cfg.LoopbackOnly, cfg.Logger, cfg.ConnectTimeout = server, true, quietLogger(), 45*time.Second
+		if !cfg.Create {
+			cfg.Join = session
+		}
+		cfg.OnConnected = func() { up <- names[i] }
+		callCtx, hangUp := context.WithCancel(ctx)
+		m := &member{hangUp: hangUp, done: make(chan result, 1)}
+		members = append(members, m)
+		go func() {
+			rep, err := peer.Run(callCtx, cfg)
+			m.done <- result{rep, err}
+		}()
+	}
+	start(0, "")
+	session := <-ids
+	start(1, session)
+	for range 2 {
+		select {
+		case who := <-up:
+			t.Logf("%s connected peer to peer", who)
+		case <-time.After(60 * time.Second):
+			t.Fatal("the two-person call did not connect")
+		}
+	}
+	time.Sleep(time.Second) // let the peer-to-peer call carry media a while
+	start(2, session)
+	waitFor(t, 90*time.Second, "three participants settled in the SFU", func() bool { return settled(s, 3) })
+	time.Sleep(4 * time.Second) // media time, not an assertion
+	for _, m := range members {
+		m.hangUp()
+	}
+	for i, m := range members {
+		r := <-m.done
+		if r.err != nil {
+			t.Errorf("%s: %v", names[i], r.err)
+			continue
+		}
+		got := byParticipant(r.rep)
+		t.Logf("%s: end %s, received %+v", names[i], r.rep.End, fmtReceived(got))
+		p2p := got["parley"] // the peer-to-peer tracks are named by the native sender
+		delete(got, "parley")
+		if i < 2 && (p2p == nil || p2p.ended != p2p.tracks || p2p.video+p2p.audio == 0) {
+			t.Errorf("%s: the peer-to-peer tracks did not carry media and end: %+v", names[i], p2p)
+		}
+		if len(got) != 2 {
+			t.Errorf("%s receives from %d participants through the SFU, want 2", names[i], len(got))
+		}
+		for id, rc := range got {
+			if rc.video < minFrames || rc.audio < minAudio {
+				t.Errorf("%s from %s: %d video frames, %d audio packets; want >= %d, %d", names[i], id, rc.video, rc.audio, minFrames, minAudio)
+			}
+		}
+	}
+}
+
+func fmtReceived(m map[string]*received) string {
+	s := ""
+	for id, r := range m {
+		s += fmt.Sprintf("[%s: %d frames %d audio, %d/%d tracks ended] ", id, r.video, r.audio, r.ended, r.tracks)
+	}
+	return s
+}

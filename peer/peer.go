@@ -50,6 +50,8 @@ type Config struct {
 	// OnSession is called with the session ID once the session is ready (host) or joined
 	// (guest).
 	OnSession func(sessionID string)
+	// OnConnected is called once, when the call first connects (media can flow).
+	OnConnected func()
 	Logger    *slog.Logger
 }
 
@@ -120,8 +122,10 @@ type call struct {
 	pc      *webrtc.PeerConnection
 	pending []webrtc.ICECandidateInit // remote candidates that came before the remote description
 
-	iceState  chan webrtc.ICEConnectionState
-	pcState   chan webrtc.PeerConnectionState
+	// State changes, with the connection they are of: after a move to the SFU, the closed
+	// peer-to-peer connection's are ignored.
+	iceState  chan stateOf[webrtc.ICEConnectionState]
+	pcState   chan stateOf[webrtc.PeerConnectionState]
 	firstSeen chan struct{}
 
 	connectedAt time.Time
@@ -150,6 +154,12 @@ type call struct {
 	recording [2]atomic.Bool
 }
 
+// stateOf is a state change of one peer connection.
+type stateOf[S any] struct {
+	pc    *webrtc.PeerConnection
+	state S
+}
+
 type remoteTrack struct {
 	participant, kind string
 	frames, packets   atomic.Int64
@@ -172,8 +182,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		start:     time.Now(),
-		iceState:  make(chan webrtc.ICEConnectionState, 8),
-		pcState:   make(chan webrtc.PeerConnectionState, 8),
+		iceState:  make(chan stateOf[webrtc.ICEConnectionState], 8),
+		pcState:   make(chan stateOf[webrtc.PeerConnectionState], 8),
 		firstSeen: make(chan struct{}, 1),
 	}
 	if cfg.RecordDir != "" {
@@ -272,6 +282,7 @@ func (c *call) run(ctx context.Context) (string, error) {
 	}
 
 	var connectTimer, durationTimer <-chan time.Time
+	mediaUp := false // the call has connected once
 	for {
 		select {
 		case <-ctx.Done():
@@ -294,12 +305,20 @@ func (c *call) run(ctx context.Context) (string, error) {
 			if c.pc != nil && connectTimer == nil && c.connectedAt.IsZero() {
 				connectTimer = time.After(c.cfg.ConnectTimeout)
 			}
-		case s := <-c.iceState:
+		case ev := <-c.iceState:
+			if ev.pc != c.pc {
+				continue
+			}
+			s := ev.state
 			c.log.Debug("ICE connection state", "state", s)
 			if s == webrtc.ICEConnectionStateConnected && c.connectedAt.IsZero() {
 				c.connectedAt = time.Now()
 			}
-		case s := <-c.pcState:
+		case ev := <-c.pcState:
+			if ev.pc != c.pc {
+				continue
+			}
+			s := ev.state
 			c.log.Debug("peer connection state", "state", s)
 			switch s {
 			case webrtc.PeerConnectionStateConnected:
@@ -308,8 +327,14 @@ func (c *call) run(ctx context.Context) (string, error) {
 					c.connectedAt = time.Now()
 				}
 				connectTimer = nil
-				if c.cfg.Duration > 0 && durationTimer == nil {
-					durationTimer = time.After(c.cfg.Duration)
+				if !mediaUp {
+					mediaUp = true
+					if c.cfg.Duration > 0 {
+						durationTimer = time.After(c.cfg.Duration)
+					}
+					if c.cfg.OnConnected != nil {
+						c.cfg.OnConnected()
+					}
 				}
 				c.notePair()
 				c.startSending()
@@ -347,6 +372,11 @@ func (c *call) handle(m protocol.Message) (string, error) {
 		if m.Group {
 			return "", c.joinGroup()
 		}
+	case protocol.GroupStarted:
+		if c.group || m.SessionID != c.session {
+			return "", nil
+		}
+		return "", c.moveToSFU()
 	case protocol.JoinError:
 		return "error", fmt.Errorf("%w %q: %s (%s)", ErrJoin, m.SessionID, m.Message, m.Code)
 	case protocol.PeerJoined:
@@ -377,6 +407,9 @@ func (c *call) handle(m protocol.Message) (string, error) {
 	case protocol.Candidate:
 		if m.Candidate == nil { // end-of-candidates: Pion needs no word of it
 			return "", nil
+		}
+		if c.remote != "" && m.From != c.remote {
+			return "", nil // from a connection that is gone (before a move to the SFU)
 		}
 		init := webrtc.ICECandidateInit{
 			Candidate:        m.Candidate.Candidate,
@@ -430,6 +463,27 @@ func (c *call) joinGroup() error {
 	c.group = true
 	c.remote = protocol.ServerPeer
 	return c.offer()
+}
+
+// moveToSFU follows a two-person call that became a group (a third participant joined):
+// the peer-to-peer connection closes, its remote tracks end, and the call goes on through
+// the SFU with the same media. The call's duration and its counts carry on.
+func (c *call) moveToSFU() error {
+	if c.stopSend != nil {
+		c.stopSend()
+		c.stopSend = nil
+	}
+	c.senders = nil
+	if c.pc != nil {
+		old := c.pc
+		c.pc = nil
+		if err := old.Close(); err != nil {
+			c.log.Debug("close the peer-to-peer connection", "err", err)
+		}
+	}
+	c.pending = nil
+	c.log.Debug("the call moves to the SFU")
+	return c.joinGroup()
 }
 
 // answerSFU answers the SFU's renegotiation offer: tracks of other participants added or
@@ -537,8 +591,9 @@ func (c *call) newPeerConnection() error {
 			return fmt.Errorf("create chat data channel: %w", err)
 		}
 	}
+	session, remote := c.session, c.remote // this connection's, whatever comes after it
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		msg := protocol.Candidate{SessionID: c.session, To: c.remote}
+		msg := protocol.Candidate{SessionID: session, To: remote}
 		if cand == nil {
 			msg.EndOfCandidates = true
 		} else {
@@ -552,13 +607,13 @@ func (c *call) newPeerConnection() error {
 	})
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		select {
-		case c.iceState <- s:
+		case c.iceState <- stateOf[webrtc.ICEConnectionState]{pc, s}:
 		default:
 		}
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		select {
-		case c.pcState <- s:
+		case c.pcState <- stateOf[webrtc.PeerConnectionState]{pc, s}:
 		default:
 		}
 	})

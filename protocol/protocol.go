@@ -40,6 +40,7 @@ const (
 	TypeError         = "error"
 	TypePing          = "ping"
 	TypePong          = "pong"
+	TypeGroupStarted  = "group_started"
 )
 
 // Join error codes (JoinError.Code).
@@ -202,6 +203,14 @@ type Error struct {
 	Ref     string `json:"ref,omitempty"`
 }
 
+// GroupStarted tells the members of a two-person session that it has become a group
+// session, because a third participant joined and the server has an SFU. Each member closes
+// its peer-to-peer connection and negotiates with the SFU as in any group session: it
+// offers to ServerPeer. The session stays a group until it ends.
+type GroupStarted struct {
+	SessionID string `json:"session_id"`
+}
+
 // Ping asks for a Pong; either side may send it. The server sends one every few seconds and
 // drops a connection from which it hears nothing for its idle timeout.
 type Ping struct{}
@@ -224,6 +233,7 @@ func (Candidate) Type() string     { return TypeCandidate }
 func (Error) Type() string         { return TypeError }
 func (Ping) Type() string          { return TypePing }
 func (Pong) Type() string          { return TypePong }
+func (GroupStarted) Type() string  { return TypeGroupStarted }
 
 // ErrDecode is wrapped by every error Decode returns.
 var ErrDecode = errors.New("bad signaling message")
@@ -277,6 +287,8 @@ func newMessage(typ string) Message {
 		return &Ping{}
 	case TypePong:
 		return &Pong{}
+	case TypeGroupStarted:
+		return &GroupStarted{}
 	}
 	return nil
 }
@@ -345,6 +357,8 @@ func deref(m Message) Message {
 		return *p
 	case *Pong:
 		return *p
+	case *GroupStarted:
+		return *p
 	}
 	return m
 }
@@ -397,6 +411,8 @@ func validate(m Message) error {
 			return errors.New("code is missing")
 		}
 	case LeaveSession:
+		return checkID("session_id", v.SessionID, true)
+	case GroupStarted:
 		return checkID("session_id", v.SessionID, true)
 	case PeerJoined:
 		if err := checkID("session_id", v.SessionID, true); err != nil {

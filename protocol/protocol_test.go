@@ -188,6 +188,11 @@ var wireCases = []wireCase{
 		msg:  protocol.Pong{},
 		wire: `{"type":"pong"}`,
 	},
+	{
+		name: "group_started",
+		msg:  protocol.GroupStarted{SessionID: session},
+		wire: `{"type":"group_started","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg"}`,
+	},
 }
 
 // typeConstants reads the package source for every Type* string constant, so that a message

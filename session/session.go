@@ -230,11 +230,22 @@ func (c *Core) join(u *user, id, password string, viaToken bool) []Out {
 			msg = fmt.Sprintf("wrong password for session %q", id)
 		}
 		return reply(u, protocol.JoinError{SessionID: id, Code: protocol.JoinWrongPassword, Message: msg})
-	case len(s.members) >= c.maxPeers(s.group):
+	case len(s.members) >= c.maxPeers(s.group) && (s.group || !c.cfg.Groups || len(s.members) >= c.cfg.MaxGroupPeers):
 		return reply(u, protocol.JoinError{SessionID: id, Code: protocol.JoinFull,
 			Message: fmt.Sprintf("session %q is full (%d participants)", id, c.maxPeers(s.group))})
 	}
-	out := make([]Out, 0, len(s.members)+2)
+	out := make([]Out, 0, 2*len(s.members)+2)
+	if !s.group && len(s.members) >= c.cfg.MaxPeers {
+		// A third participant: the peer-to-peer call moves to the SFU. The members hear
+		// it before they hear of the newcomer, so that none offers to it directly.
+		s.group = true
+		for _, m := range s.members {
+			out = append(out, Out{To: m.id, Msg: protocol.GroupStarted{SessionID: id}})
+		}
+		for _, m := range s.members {
+			out = append(out, Out{To: protocol.ServerPeer, Msg: protocol.PeerJoined{SessionID: id, PeerID: m.id}})
+		}
+	}
 	out = append(out, Out{To: u.id, Msg: protocol.Joined{SessionID: id, Peers: others(s, nil), Group: s.group}})
 	for _, m := range s.members {
 		out = append(out, Out{To: m.id, Msg: protocol.PeerJoined{SessionID: id, PeerID: u.id}})
