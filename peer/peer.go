@@ -15,6 +15,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
@@ -52,7 +53,7 @@ type Config struct {
 	OnSession func(sessionID string)
 	// OnConnected is called once, when the call first connects (media can flow).
 	OnConnected func()
-	Logger    *slog.Logger
+	Logger      *slog.Logger
 }
 
 // Report is what `parley call --report` writes: times in ms from the start of Run.
@@ -629,7 +630,10 @@ func newAPI(loopbackOnly bool) (*webrtc.API, error) {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	// Pion's NACK generator does not see packets repaired over RTX (pion/interceptor#320)
+	// and would ask for each again every 100 ms while it is in its window: cap it.
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir,
+		webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(maxNACKsPerPacket))); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	var se webrtc.SettingEngine
@@ -752,3 +756,6 @@ func (c *call) hangUp() {
 	}
 	c.wg.Wait()
 }
+
+// maxNACKsPerPacket is how many times the client asks for one lost packet.
+const maxNACKsPerPacket = 3

@@ -102,17 +102,29 @@ func (f *forwarder) keyFrame() {
 }
 
 // readSubscriberRTCP reads what one subscriber sends about this track until its sender
-// stops. A PLI or FIR (RFC 5104 §4.3.1) becomes a key frame request to the publisher.
-func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender) {
+// stops. A PLI or FIR (RFC 5104 §4.3.1) becomes a key frame request to the publisher; a
+// NACK, which Pion's responder has answered on the way, is counted.
+func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender, nacks *nackCounts) {
+	// A compound RTCP packet goes to every sender whose SSRC it names (in its receiver
+	// reports too): a NACK counts on the sender it is about.
+	var ssrc webrtc.SSRC
+	if enc := sender.GetParameters().Encodings; len(enc) > 0 {
+		ssrc = enc[0].SSRC
+	}
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
 			return
 		}
 		for _, p := range pkts {
-			switch p.(type) {
+			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				f.keyFrame()
+			case *rtcp.TransportLayerNack:
+				if webrtc.SSRC(p.MediaSSRC) == ssrc {
+					nacks.received.Add(1)
+					nacks.nacked.Add(nackedPackets(p))
+				}
 			}
 		}
 	}

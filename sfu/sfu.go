@@ -19,6 +19,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley-rtc/parley/protocol"
@@ -60,6 +61,7 @@ type SFU struct {
 	wg sync.WaitGroup // forwarding and RTCP goroutines
 
 	offersSent atomic.Int64
+	nacks      nackCounts
 }
 
 // event is one input to the loop: a signaling message, or news from a peer connection.
@@ -108,18 +110,18 @@ func New(cfg Config) (*SFU, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	api, err := newAPI(cfg.LoopbackOnly)
-	if err != nil {
-		return nil, fmt.Errorf("sfu: %w", err)
-	}
 	s := &SFU{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "sfu"),
-		api:      api,
 		wake:     make(chan struct{}, 1),
 		loopDone: make(chan struct{}),
 		rooms:    make(map[string]*room),
 	}
+	api, err := newAPI(cfg.LoopbackOnly, &s.nacks)
+	if err != nil {
+		return nil, fmt.Errorf("sfu: %w", err)
+	}
+	s.api = api
 	go s.loop()
 	return s, nil
 }
@@ -127,13 +129,19 @@ func New(cfg Config) (*SFU, error) {
 // newAPI sets up Pion with its default interceptors: NACK generator and responder (a
 // subscriber's NACK is answered from the responder's cache of what the SFU sent), RTCP
 // sender and receiver reports, and transport-wide congestion control feedback (TWCC).
-func newAPI(loopbackOnly bool) (*webrtc.API, error) {
+// Before them comes the counter of NACKs and retransmissions (nack.go): the first
+// registered is the closest to the network.
+func newAPI(loopbackOnly bool, nacks *nackCounts) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	ir.Add(nackCounter{nacks})
+	// Pion's NACK generator does not see packets repaired over RTX (pion/interceptor#320)
+	// and would ask for each again every 100 ms while it is in its window: cap it.
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir,
+		webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(maxNACKsPerPacket))); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	var se webrtc.SettingEngine
@@ -522,7 +530,7 @@ func (s *SFU) sync(p *participant) error {
 		sender := tr.Sender()
 		// The subscriber's RTCP: NACKs go to the responder interceptor on the way; PLI and
 		// FIR become a key frame request to the publisher. Ends when the sender stops.
-		s.spawn(func() { f.readSubscriberRTCP(sender) })
+		s.spawn(func() { f.readSubscriberRTCP(sender, &s.nacks) })
 		f.addSubscriber(local)
 		p.subs[f] = &subscription{local: local, sender: sender}
 	}
@@ -534,6 +542,18 @@ type Stats struct {
 	Rooms        int                `json:"rooms"`
 	Participants []ParticipantStats `json:"participants"`
 	OffersSent   int64              `json:"offers_sent"` // in total, since New
+
+	// Loss repair by generic NACK (RFC 4585 §6.2.1), in total since New. Subscribers NACK
+	// what they miss of the forwarded tracks: NACKsReceived messages naming NACKedPackets
+	// sequence numbers, answered with Retransmissions packets from the SFU's cache (on the
+	// RTX stream, RFC 4588, when negotiated); a NACKed packet no longer in the cache is not
+	// resent. The SFU NACKs what it misses of the published tracks: NACKsSent messages
+	// naming NACKsSentPackets sequence numbers.
+	NACKsReceived    uint64 `json:"nacks_received"`
+	NACKedPackets    uint64 `json:"nacked_packets"`
+	Retransmissions  uint64 `json:"retransmissions"`
+	NACKsSent        uint64 `json:"nacks_sent"`
+	NACKsSentPackets uint64 `json:"nacks_sent_packets"`
 }
 
 // ParticipantStats describes one participant.
@@ -554,7 +574,10 @@ type ParticipantStats struct {
 func (s *SFU) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Rooms: len(s.rooms), OffersSent: s.offersSent.Load()}
+	st := Stats{Rooms: len(s.rooms), OffersSent: s.offersSent.Load(),
+		NACKsReceived: s.nacks.received.Load(), NACKedPackets: s.nacks.nacked.Load(),
+		Retransmissions: s.nacks.retransmitted.Load(),
+		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load()}
 	for _, r := range s.rooms {
 		for _, p := range r.members {
 			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Published: len(p.published),
@@ -567,3 +590,6 @@ func (s *SFU) Stats() Stats {
 	}
 	return st
 }
+
+// maxNACKsPerPacket is how many times the SFU asks a publisher for one lost packet.
+const maxNACKsPerPacket = 3

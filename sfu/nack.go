@@ -1,0 +1,95 @@
+package sfu
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// Loss repair (generic NACK, RFC 4585 §6.2.1) is Pion's: its NACK responder answers a
+// subscriber's NACK from a cache of what the SFU sent, and its NACK generator asks a
+// publisher for what the SFU missed. Neither keeps counts, so the SFU counts around them:
+// the NACKs subscribers send in readSubscriberRTCP, and the rest with nackCounter, an
+// interceptor registered before Pion's so that it sits between them and the network.
+
+// nackCounts are the SFU's totals since New.
+type nackCounts struct {
+	received      atomic.Uint64 // NACK messages from subscribers about forwarded tracks
+	nacked        atomic.Uint64 // sequence numbers they named
+	retransmitted atomic.Uint64 // RTP packets resent to subscribers in answer
+	sent          atomic.Uint64 // NACK messages to publishers
+	sentPackets   atomic.Uint64 // sequence numbers they named
+}
+
+// nackedPackets is how many sequence numbers a NACK names: each pair names its packet ID
+// and one more per bit of its bitmask (RFC 4585 §6.2.1).
+func nackedPackets(n *rtcp.TransportLayerNack) uint64 {
+	var c uint64
+	for _, p := range n.Nacks {
+		c += 1 + uint64(bits.OnesCount16(uint16(p.LostPackets)))
+	}
+	return c
+}
+
+// nackCounter is an interceptor.Factory whose interceptors count, for every peer
+// connection of the SFU, the NACKs it sends and the retransmissions it makes.
+type nackCounter struct{ c *nackCounts }
+
+func (f nackCounter) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &nackInterceptor{c: f.c}, nil
+}
+
+type nackInterceptor struct {
+	interceptor.NoOp
+	c *nackCounts
+}
+
+// BindRTCPWriter counts the NACKs the generator sends to the publisher.
+func (i *nackInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, a interceptor.Attributes) (int, error) {
+		for _, p := range pkts {
+			if n, ok := p.(*rtcp.TransportLayerNack); ok {
+				i.c.sent.Add(1)
+				i.c.sentPackets.Add(nackedPackets(n))
+			}
+		}
+		return w.Write(pkts, a)
+	})
+}
+
+// BindLocalStream counts the responder's retransmissions on one forwarded track. With RTX
+// negotiated (RFC 4588) they are the packets on the retransmission SSRC. Without, the
+// responder resends on the track's own SSRC, and a retransmission is a sequence number
+// sent before: a table of the last 1024 tells, which covers the responder's cache (1024
+// packets by default).
+func (i *nackInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if rtx := info.SSRCRetransmission; rtx != 0 {
+		return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+			if h.SSRC == rtx {
+				i.c.retransmitted.Add(1)
+			}
+			return w.Write(h, payload, a)
+		})
+	}
+	var (
+		mu   sync.Mutex // the forwarder and the responder write concurrently
+		sent [1024]uint32
+	)
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if h.SSRC == info.SSRC {
+			slot, mark := &sent[h.SequenceNumber%uint16(len(sent))], uint32(h.SequenceNumber)+1 // 0: empty
+			mu.Lock()
+			again := *slot == mark
+			*slot = mark
+			mu.Unlock()
+			if again {
+				i.c.retransmitted.Add(1)
+			}
+		}
+		return w.Write(h, payload, a)
+	})
+}
