@@ -17,11 +17,13 @@ run: build
 deps:
 	./scripts/deps.sh
 
-# Every test, then a short fuzz run of each decoder of untrusted input.
+# Every test, then a short fuzz run of each decoder of untrusted input. Packages run one at
+# a time (-p 1): several of them run real calls, browsers and SFUs, and two such packages at
+# once on a 2-core machine starve each other's media.
 test: deps web
 	$(GO) vet ./...
 	GOOS=js GOARCH=wasm $(GO) vet ./web/client
-	$(GO) test -race -timeout 20m ./...
+	$(GO) test -race -p 1 -timeout 30m ./...
 	$(MAKE) fuzz FUZZTIME=20s
 
 test-short:

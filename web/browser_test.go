@@ -221,6 +221,11 @@ type pageState struct {
 	MediaStatus string `json:"mediaStatus"`
 	ConnState   string `json:"connState"`
 	ChatLog     string `json:"chatLog"`
+	// Group is whether the call goes through the SFU; Participants the remote participants
+	// with a live video tile; Tiles how many remote tiles the grid shows.
+	Group        bool     `json:"group"`
+	Participants []string `json:"participants"`
+	Tiles        int      `json:"tiles"`
 }
 
 const pageStateJS = `(() => {
@@ -228,7 +233,8 @@ const pageStateJS = `(() => {
 	const p = window.parley || {};
 	return {state: p.state || "", sessionId: p.sessionId || "", chat: p.chat || "",
 		status: text("status"), mediaStatus: text("media-status"), connState: text("conn-state"),
-		chatLog: text("chat-log")};
+		chatLog: text("chat-log"), group: !!p.group, participants: p.participants || [],
+		tiles: document.querySelectorAll("#grid .tile.peer").length};
 })()`
 
 func (tb *tab) state() pageState {

@@ -179,6 +179,10 @@ func (p *peerCall) addCandidate(cand js.Value) {
 }
 
 func (c *client) onAnswer(m protocol.Answer) {
+	if c.group != nil {
+		c.group.onAnswer(m)
+		return
+	}
 	p := c.call
 	if p == nil || !p.offerer || p.remoteSet || m.From != p.remote {
 		return
@@ -191,24 +195,15 @@ func (c *client) onAnswer(m protocol.Answer) {
 }
 
 func (c *client) onCandidate(m protocol.Candidate) {
+	if c.group != nil {
+		c.group.onCandidate(m)
+		return
+	}
 	p := c.call
 	if p == nil || (m.From != p.remote && p.remote != "") {
 		return
 	}
-	cand := js.Undefined()
-	if m.Candidate != nil {
-		init := map[string]any{"candidate": m.Candidate.Candidate}
-		if m.Candidate.SDPMid != nil {
-			init["sdpMid"] = *m.Candidate.SDPMid
-		}
-		if m.Candidate.SDPMLineIndex != nil {
-			init["sdpMLineIndex"] = int(*m.Candidate.SDPMLineIndex)
-		}
-		if m.Candidate.UsernameFragment != nil {
-			init["usernameFragment"] = *m.Candidate.UsernameFragment
-		}
-		cand = js.ValueOf(init)
-	}
+	cand := candidateInit(m)
 	if !p.remoteSet {
 		p.pending = append(p.pending, cand)
 		return
@@ -216,35 +211,63 @@ func (c *client) onCandidate(m protocol.Candidate) {
 	p.addCandidate(cand)
 }
 
-// onICECandidate trickles a local candidate; the null one that ends gathering is sent as
-// end_of_candidates.
+// candidateInit is m's candidate as an RTCIceCandidateInit, or undefined for
+// end-of-candidates.
+func candidateInit(m protocol.Candidate) js.Value {
+	if m.Candidate == nil {
+		return js.Undefined()
+	}
+	init := map[string]any{"candidate": m.Candidate.Candidate}
+	if m.Candidate.SDPMid != nil {
+		init["sdpMid"] = *m.Candidate.SDPMid
+	}
+	if m.Candidate.SDPMLineIndex != nil {
+		init["sdpMLineIndex"] = int(*m.Candidate.SDPMLineIndex)
+	}
+	if m.Candidate.UsernameFragment != nil {
+		init["usernameFragment"] = *m.Candidate.UsernameFragment
+	}
+	return js.ValueOf(init)
+}
+
+// onICECandidate trickles a local candidate.
 func (p *peerCall) onICECandidate(ev js.Value) {
-	c := p.c
-	msg := protocol.Candidate{SessionID: c.session, To: p.remote}
+	msg, ok := localCandidate(ev)
+	if !ok {
+		return
+	}
+	msg.SessionID, msg.To = p.c.session, p.remote
+	p.c.sig.send(msg)
+}
+
+// localCandidate is the Candidate message (without its addressing) for an icecandidate
+// event; the null candidate that ends gathering is end_of_candidates. ok is false for an
+// event to skip.
+func localCandidate(ev js.Value) (msg protocol.Candidate, ok bool) {
 	cand := ev.Get("candidate")
 	if cand.IsNull() || cand.IsUndefined() {
 		msg.EndOfCandidates = true
-	} else {
-		init := cand.Call("toJSON")
-		s := init.Get("candidate").String()
-		if s == "" { // Firefox's per-section end of candidates; the null one follows
-			return
-		}
-		msg.Candidate = &protocol.ICECandidate{Candidate: s}
-		if v := init.Get("sdpMid"); v.Type() == js.TypeString {
-			mid := v.String()
-			msg.Candidate.SDPMid = &mid
-		}
-		if v := init.Get("sdpMLineIndex"); v.Type() == js.TypeNumber {
-			idx := uint16(v.Int())
-			msg.Candidate.SDPMLineIndex = &idx
-		}
-		if v := init.Get("usernameFragment"); v.Type() == js.TypeString {
-			ufrag := v.String()
-			msg.Candidate.UsernameFragment = &ufrag
-		}
+		return msg, true
 	}
-	c.sig.send(msg)
+	init := cand.Call("toJSON")
+	s := init.Get("candidate").String()
+	if s == "" { // Firefox's per-section end of candidates; the null one follows
+		return msg, false
+	}
+	msg.Candidate = &protocol.ICECandidate{Candidate: s}
+	if v := init.Get("sdpMid"); v.Type() == js.TypeString {
+		mid := v.String()
+		msg.Candidate.SDPMid = &mid
+	}
+	if v := init.Get("sdpMLineIndex"); v.Type() == js.TypeNumber {
+		idx := uint16(v.Int())
+		msg.Candidate.SDPMLineIndex = &idx
+	}
+	if v := init.Get("usernameFragment"); v.Type() == js.TypeString {
+		ufrag := v.String()
+		msg.Candidate.UsernameFragment = &ufrag
+	}
+	return msg, true
 }
 
 func (p *peerCall) onTrack(ev js.Value) {
@@ -327,8 +350,12 @@ func (p *peerCall) describe() string {
 	return "Connecting…"
 }
 
-// endCall closes the peer connection, if there is one.
+// endCall closes the peer connection, peer-to-peer or with the SFU, if there is one.
 func (c *client) endCall() {
+	if c.group != nil {
+		c.endGroup()
+		c.render()
+	}
 	p := c.call
 	if p == nil {
 		return

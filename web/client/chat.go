@@ -108,7 +108,10 @@ func (c *client) onChatSend() {
 func (c *client) renderChat() {
 	u := c.ui
 	state, note := chatClosed, ""
-	if c.call != nil {
+	switch {
+	case c.group != nil: // the SFU carries no data channel (yet)
+		state, note = chatUnavailable, "not available in group calls yet"
+	case c.call != nil:
 		state, note = c.call.chat, c.call.chatNote
 	}
 	ready := state == chatReady

@@ -13,12 +13,19 @@
 // A link /s/{id} joins that session; /s/{id}#token={jwt} joins with a join token, which
 // stays in the fragment so that no server log or Referer ever sees it.
 //
+// A group call (New group call, or a two-person call that a third person joins: the
+// server then sends group_started) goes through the server's SFU: one RTCPeerConnection
+// with it, and a grid with a tile per participant (group.go).
+//
 // For tests and the curious, window.parley shows the live state: pc (the RTCPeerConnection
-// or null), state (see the state constants), sessionId, and chat ("closed", "opening",
-// "ready" or "unavailable").
+// or null), state (see the state constants), sessionId, chat ("closed", "opening",
+// "ready" or "unavailable"), group (whether the call goes through the SFU), participants
+// (the user IDs of the remote participants with a live video tile) and speaker (the
+// highlighted participant's ID, "me", or "").
 package main
 
 import (
+	"slices"
 	"strings"
 	"syscall/js"
 	"time"
@@ -44,15 +51,20 @@ type client struct {
 
 	state   string
 	session string // the session this tab is in, or is rejoining after a reconnect
-	// want is what to ask the server once the socket is up: "create", "join" or "".
+	// want is what to ask the server once the socket is up: "create", "join" or "";
+	// wantGroup, with "create", makes it a group session.
 	want, wantID string
+	wantGroup    bool
 	// password and token admit to a protected session: the password the person typed,
 	// the join token from the link's #token= (a fragment never goes to a server).
 	password, token string
 	// relinked: the session was lost with the server, and a new one replaces it.
 	relinked bool
 
-	call *peerCall // nil when no peer connection exists
+	call  *peerCall  // the peer-to-peer call, or nil
+	group *groupCall // the call through the SFU in a group session, or nil
+	// peers are the other members of the session, as the server told of them.
+	peers []string
 
 	media media
 
@@ -66,7 +78,9 @@ func main() {
 	c.sig.c = c
 	c.parley().Set("pc", js.Null())
 
-	listen(q, c.ui.newSession, "click", false, c.onNewCall)
+	listen(q, c.ui.newSession, "click", false, func() { c.onNewCall(false) })
+	listen(q, c.ui.newGroup, "click", false, func() { c.onNewCall(true) })
+	listen(q, c.ui.unmuteGroup, "click", false, c.onUnmuteGroup)
 	listen(q, c.ui.joinForm, "submit", true, c.onJoinForm)
 	listen(q, c.ui.hangUp, "click", false, c.onHangUp)
 	listen(q, c.ui.copyLink, "click", false, c.onCopyLink)
@@ -132,6 +146,7 @@ func (c *client) render() {
 	setHidden(u.share, !in)
 	busy := c.state == stateJoining
 	setDisabled(u.newSession, busy)
+	setDisabled(u.newGroup, busy)
 	setDisabled(u.joinSession, busy)
 	setDisabled(u.hangUp, !in && !busy)
 	if in {
@@ -151,8 +166,22 @@ func (c *client) render() {
 			conn = c.call.describe()
 		}
 	}
+	if c.group != nil && in {
+		conn = c.group.describe()
+	}
 	setText(u.connState, conn)
 	setText(u.remotePlaceholder, pick(c.state == stateConnecting, "Connecting…", "Nobody else is here yet"))
+
+	group := c.group != nil
+	u.body.Get("classList").Call("toggle", "group", group)
+	setHidden(u.grid, !group)
+	setHidden(u.remote, group)
+	p.Set("group", group)
+	participants := []any{}
+	if group {
+		participants = c.group.participants()
+	}
+	p.Set("participants", participants)
 
 	c.media.render(u)
 	c.renderChat()
@@ -193,14 +222,14 @@ func decodeURIComponent(s string) (out string) {
 	return js.Global().Call("decodeURIComponent", s).String()
 }
 
-// onNewCall creates a session, once the server is reached.
-func (c *client) onNewCall() {
+// onNewCall creates a session, a group session if group, once the server is reached.
+func (c *client) onNewCall(group bool) {
 	if c.inSession() || c.state == stateJoining {
 		return
 	}
-	c.want, c.wantID = "create", ""
+	c.want, c.wantID, c.wantGroup = "create", "", group
 	c.setState(stateJoining)
-	c.setStatus("Creating a call…", false)
+	c.setStatus(pick(group, "Creating a group call…", "Creating a call…"), false)
 	c.sig.whenReady()
 }
 
@@ -232,7 +261,7 @@ func (c *client) onHangUp() {
 		c.sig.send(protocol.LeaveSession{SessionID: c.session})
 	}
 	c.endCall()
-	c.session, c.want, c.after = "", "", nil
+	c.session, c.want, c.after, c.peers = "", "", nil, nil
 	c.sig.rejoins = 0
 	setPath("/")
 	c.setStatus("You left the call.", false)
@@ -273,7 +302,7 @@ func (c *client) onWelcome() {
 	case c.session != "":
 		c.sig.rejoin(c.session)
 	case c.want == "create":
-		c.sig.send(protocol.CreateSession{})
+		c.sig.send(protocol.CreateSession{Group: c.wantGroup})
 	case c.want == "join":
 		c.sig.send(c.joinMessage(c.wantID))
 	}
@@ -294,30 +323,73 @@ func (c *client) handle(m protocol.Message) {
 			return
 		}
 		c.want = ""
-		c.session = m.SessionID
+		c.session, c.peers = m.SessionID, nil
 		setPath("/s/" + encodeURIComponent(m.SessionID))
-		if c.relinked {
+		switch {
+		case c.relinked:
 			c.relinked = false
 			c.setStatus("The server lost your call while it was unreachable: here is a new link to send.", true)
-		} else {
+		case m.Group:
+			c.setStatus("Your group call is ready. Send the link to the people you want to talk to.", false)
+		default:
 			c.setStatus("Your call is ready. Send the link to the person you want to talk to.", false)
 		}
 		c.setState(stateWaiting)
+		if m.Group {
+			c.startGroup()
+		}
 	case protocol.Joined:
 		c.onJoined(m)
 	case protocol.JoinError:
 		c.onJoinError(m)
+	case protocol.GroupStarted:
+		if m.SessionID != c.session || c.group != nil || !c.inSession() {
+			return
+		}
+		// A third person joined: the peer-to-peer call is closed, and the call goes on
+		// through the server with the same camera and microphone.
+		c.setStatus("Someone else joined: the call becomes a group call…", false)
+		c.startGroup()
 	case protocol.PeerJoined:
+		if !slices.Contains(c.peers, m.PeerID) {
+			c.peers = append(c.peers, m.PeerID)
+		}
+		if c.group != nil {
+			c.setStatus(shortName(m.PeerID)+" joined the call.", false)
+			c.group.syncTiles()
+			c.group.updateState()
+			return
+		}
 		c.onPeerJoined(m.PeerID)
 	case protocol.PeerLeft:
+		c.peers = slices.DeleteFunc(c.peers, func(id string) bool { return id == m.PeerID })
+		if c.group != nil {
+			if c.inSession() {
+				c.setStatus(shortName(m.PeerID)+" left the call.", false)
+			}
+			c.group.removeTile(m.PeerID)
+			c.group.syncTiles()
+			c.group.updateState()
+			return
+		}
 		c.onPeerLeft(m.PeerID)
 	case protocol.Offer:
+		if c.group != nil {
+			c.group.onOffer(m)
+			return
+		}
 		c.onOffer(m)
 	case protocol.Answer:
 		c.onAnswer(m)
 	case protocol.Candidate:
 		c.onCandidate(m)
 	case protocol.Error:
+		if c.group != nil && m.Code == protocol.CodeUnsupported && m.Ref != protocol.TypeOffer {
+			// An answer or candidate of the peer-to-peer call, sent before this side heard
+			// that the call became a group: it no longer matters.
+			js.Global().Get("console").Call("info", "parley: "+m.Message)
+			return
+		}
 		c.setStatus("The server could not act on a message: "+m.Message, true)
 	}
 }
@@ -331,7 +403,14 @@ func (c *client) onJoined(m protocol.Joined) {
 	c.want = ""
 	c.sig.rejoins = 0
 	c.session = m.SessionID
+	c.peers = slices.Clone(m.Peers)
 	setPath("/s/" + encodeURIComponent(m.SessionID))
+	if m.Group {
+		c.setStatus(pick(len(m.Peers) == 0, "You are in the group call, alone for now. Send the link to invite people.",
+			"Joined the group call. Connecting…"), false)
+		c.startGroup()
+		return
+	}
 	if len(m.Peers) == 0 {
 		c.endCall()
 		c.setStatus("You are in the call, alone for now. Send the link to the person you want to talk to.", false)
@@ -355,10 +434,11 @@ func (c *client) onJoinError(m protocol.JoinError) {
 			// drops it within its 25 s idle timeout. Try again until then.
 			c.sig.rejoinLater(c.session)
 			return
-		case c.call == nil && c.state == stateWaiting:
+		case c.call == nil && c.state == stateWaiting && len(c.peers) == 0:
 			// Nobody had joined: start afresh with a new link.
-			c.session, c.want, c.relinked = "", "create", true
-			c.sig.send(protocol.CreateSession{})
+			c.session, c.want, c.relinked, c.wantGroup = "", "create", true, c.group != nil
+			c.endCall()
+			c.sig.send(protocol.CreateSession{Group: c.wantGroup})
 			return
 		}
 		c.session = ""
@@ -378,7 +458,7 @@ func (c *client) onJoinError(m protocol.JoinError) {
 	case protocol.JoinUnknown:
 		c.setStatus("Session “"+id+"” was not found. Check the link, or start a new call.", true)
 	case protocol.JoinFull:
-		c.setStatus("Session “"+id+"” is full: two people are already in it.", true)
+		c.setStatus("Session “"+id+"” is full: it has as many people as it can take.", true)
 	case protocol.JoinClosed:
 		c.setStatus("Session “"+id+"” has ended. Start a new call.", true)
 	case protocol.JoinWrongPassword:

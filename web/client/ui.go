@@ -11,11 +11,12 @@ type ui struct {
 
 	connState, status, mediaStatus js.Value
 
-	lobby, newSession, joinForm, joinID, joinSession, joinPassword js.Value
-	share, sessionID, shareLink, copyLink                          js.Value
+	lobby, newSession, newGroup, joinForm, joinID, joinSession, joinPassword js.Value
+	share, sessionID, shareLink, copyLink                                    js.Value
 
-	remoteVideo, remotePlaceholder, unmuteRemote, localVideo js.Value
-	muteMic, toggleCamera, hangUp                            js.Value
+	remote, remoteVideo, remotePlaceholder, unmuteRemote, localVideo js.Value
+	grid, unmuteGroup                                                js.Value
+	muteMic, toggleCamera, hangUp                                    js.Value
 
 	chatState, chatLog, chatForm, chatInput, chatSend js.Value
 }
@@ -37,6 +38,7 @@ func newUI() *ui {
 		mediaStatus:       el("media-status"),
 		lobby:             el("lobby"),
 		newSession:        el("new-session"),
+		newGroup:          el("new-group"),
 		joinForm:          el("join-form"),
 		joinID:            el("join-id"),
 		joinSession:       el("join-session"),
@@ -45,6 +47,9 @@ func newUI() *ui {
 		sessionID:         el("session-id"),
 		shareLink:         el("share-link"),
 		copyLink:          el("copy-link"),
+		remote:            el("remote"),
+		grid:              el("grid"),
+		unmuteGroup:       el("unmute-group"),
 		remoteVideo:       el("remote-video"),
 		remotePlaceholder: el("remote-placeholder"),
 		unmuteRemote:      el("unmute-remote"),

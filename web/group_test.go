@@ -1,0 +1,240 @@
+package web_test
+
+// Group calls in real Chromium tabs through the server's SFU: three tabs in a group
+// session, and a two-person call that becomes a group when a third tab joins.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley-rtc/parley/protocol"
+	"github.com/parley-rtc/parley/sfu"
+	"github.com/parley-rtc/parley/signaling"
+)
+
+// startGroupServer is startServer with an SFU, wired as `parley serve` does: the SFU sends
+// through the signaling server, which hands it the group sessions' messages.
+func startGroupServer(t *testing.T) *server {
+	t.Helper()
+	var sig atomic.Pointer[signaling.Server]
+	media, err := sfu.New(sfu.Config{LoopbackOnly: true, Logger: quietLogger(),
+		Send: func(to string, m protocol.Message) {
+			if s := sig.Load(); s != nil {
+				s.SendFromSFU(to, m)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last first: the server stops, then the SFU closes and waits for its
+	// goroutines.
+	t.Cleanup(func() { media.Close() })
+	srv := startServerWith(t, "", signaling.Config{SFU: media})
+	sig.Store(srv.sig)
+	return srv
+}
+
+// groupState is a tab's group call: its page state, and the frames decoded of each
+// inbound video (getStats inbound-rtp), one number per remote video track.
+type groupState struct {
+	pageState
+	Frames []int `json:"frames"`
+}
+
+var groupStateJS = `(async () => {
+	const s = ` + pageStateJS + `;
+	s.frames = [];
+	const pc = window.parley && window.parley.pc;
+	if (pc && s.group) {
+		(await pc.getStats()).forEach(r => {
+			if (r.type === "inbound-rtp" && r.kind === "video") s.frames.push(r.framesDecoded || 0);
+		});
+	}
+	return s;
+})()`
+
+// waitGroup waits until the tab is connected in a group call, shows a tile for each of
+// others remote participants, and decodes at least 20 frames of each of their videos.
+// While it waits, the page must never show the call as ended or the peer as gone.
+func (tb *tab) waitGroup(others int) groupState {
+	tb.t.Helper()
+	var gs groupState
+	tb.waitFor(fmt.Sprintf("a group call decoding %d remote videos", others), 90*time.Second, func() (bool, string) {
+		var err error
+		gs, err = eval[groupState](tb, groupStateJS)
+		if err != nil {
+			return false, err.Error()
+		}
+		tb.checkNotEnded(gs.pageState)
+		decoding := 0
+		for _, f := range gs.Frames {
+			if f >= 20 {
+				decoding++
+			}
+		}
+		ok := gs.Group && gs.State == "connected" && len(gs.Participants) == others && gs.Tiles == others &&
+			decoding >= others
+		return ok, fmt.Sprintf("group %v, state %s, participants %v, tiles %d, frames decoded %v",
+			gs.Group, gs.State, gs.Participants, gs.Tiles, gs.Frames)
+	})
+	tb.t.Logf("tab %s: participants %v, frames decoded %v", tb.name, gs.Participants, gs.Frames)
+	return gs
+}
+
+// checkNotEnded fails the test if the page shows the call as ended or its peer as gone.
+func (tb *tab) checkNotEnded(s pageState) {
+	tb.t.Helper()
+	if s.State == "ended" || s.State == "idle" || strings.Contains(strings.ToLower(s.Status), "peer left") {
+		tb.t.Fatalf("tab %s: the call ended or the peer left: state %s, status %q", tb.name, s.State, s.Status)
+	}
+}
+
+// checkParticipants checks that the tabs see each other: three distinct user IDs, each
+// shown by the two tabs that are not its own.
+func checkParticipants(t *testing.T, states []groupState) {
+	t.Helper()
+	seen := map[string]int{}
+	for _, s := range states {
+		for _, id := range s.Participants {
+			seen[id]++
+		}
+	}
+	if len(seen) != len(states) {
+		t.Errorf("the tabs show %d distinct participants, want %d: %v", len(seen), len(states), seen)
+	}
+	for id, n := range seen {
+		if n != len(states)-1 {
+			t.Errorf("participant %s is shown by %d tabs, want %d", id, n, len(states)-1)
+		}
+	}
+}
+
+// newGroupCall clicks New group call and returns the session ID the page shows.
+func (tb *tab) newGroupCall() string {
+	tb.t.Helper()
+	tb.do(chromedp.WaitEnabled(chromedp.ID("new-group")), chromedp.Click(chromedp.ID("new-group")))
+	s := tb.waitState("group session ready", 30*time.Second, func(s pageState) bool {
+		return s.State == "waiting" && s.Group && s.SessionID != ""
+	})
+	if s.Chat != "unavailable" {
+		tb.t.Errorf("tab %s: chat is %q in a group call, want unavailable", tb.name, s.Chat)
+	}
+	return s.SessionID
+}
+
+// TestGroupTabs: three tabs in one group session each decode the two others' video and
+// show them in two tiles.
+func TestGroupTabs(t *testing.T) {
+	b := newBrowser(t, browserOpts{})
+	srv := startGroupServer(t)
+	tabs := []*tab{newTab(t, b, "A"), newTab(t, b, "B"), newTab(t, b, "C")}
+	tabs[0].open(srv.URL + "/")
+	id := tabs[0].newGroupCall()
+	for _, tb := range tabs[1:] {
+		tb.open(srv.URL + "/s/" + id)
+	}
+	states := make([]groupState, len(tabs))
+	for i, tb := range tabs {
+		states[i] = tb.waitGroup(2)
+	}
+	checkParticipants(t, states)
+	for _, tb := range tabs {
+		if s := tb.state(); s.Chat != "unavailable" {
+			t.Errorf("tab %s: chat is %q in a group call, want unavailable", tb.name, s.Chat)
+		}
+	}
+
+	// The grid, for the README, on a laptop-sized screen; then on a phone, where nothing
+	// overflows sideways.
+	a := tabs[0]
+	a.do(chromedp.EmulateViewport(1280, 800))
+	shot := filepath.Join(t.TempDir(), "group.png")
+	a.screenshot(shot)
+	if os.Getenv("PARLEY_UPDATE_SCREENSHOT") == "1" {
+		png, err := os.ReadFile(shot)
+		if err == nil {
+			err = os.WriteFile(filepath.Join("..", "docs", "group.png"), png, 0o644)
+		}
+		if err != nil {
+			t.Errorf("update docs/group.png: %v", err)
+		}
+	}
+	c := tabs[2]
+	c.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(3)))
+	c.waitFor("no horizontal overflow at 390x844", 10*time.Second, func() (bool, string) {
+		w, err := eval[[]int](c, `[document.documentElement.scrollWidth, window.innerWidth]`)
+		if err != nil || len(w) != 2 {
+			return false, fmt.Sprint(err)
+		}
+		return w[0] <= w[1], fmt.Sprintf("scrollWidth %d, innerWidth %d", w[0], w[1])
+	})
+	// Two tiles across, none wider than its column.
+	c.waitFor("tiles within the grid at 390x844", 10*time.Second, func() (bool, string) {
+		w, err := eval[[]float64](c, `(() => {
+			const g = document.getElementById("grid").getBoundingClientRect();
+			const tiles = [...document.querySelectorAll("#grid .tile")].map(e => e.getBoundingClientRect());
+			return [g.left, g.right, ...tiles.map(r => r.right), ...tiles.map(r => r.width)];
+		})()`)
+		if err != nil || len(w) != 2+2*3 {
+			return false, fmt.Sprint(w, err)
+		}
+		for _, right := range w[2:5] {
+			if right > w[1]+1 {
+				return false, fmt.Sprintf("grid %v, tiles' right edges %v", w[:2], w[2:5])
+			}
+		}
+		widths := w[5:]
+		return slices.Max(widths)-slices.Min(widths) < 1, fmt.Sprintf("tile widths %v", widths)
+	})
+	c.screenshot(filepath.Join(t.TempDir(), "group-phone.png"))
+
+	// C hangs up: the others' tiles for C go, and their calls go on.
+	cIDs := slices.DeleteFunc(slices.Clone(states[0].Participants), func(id string) bool {
+		return !slices.Contains(states[1].Participants, id)
+	})
+	if len(cIDs) != 1 {
+		t.Fatalf("A and B have %d participants in common, want C alone: %v", len(cIDs), cIDs)
+	}
+	c.do(chromedp.Click(chromedp.ID("hang-up")))
+	for _, tb := range tabs[:2] {
+		tb.waitState("the leaver's tile gone", 30*time.Second, func(s pageState) bool {
+			tb.checkNotEnded(s)
+			return s.Tiles == 1 && len(s.Participants) == 1 && !slices.Contains(s.Participants, cIDs[0])
+		})
+	}
+}
+
+// TestGroupMigration: a two-person call that a third tab joins becomes a group call
+// through the SFU; the first two do not hang up, and all three get each other's video.
+func TestGroupMigration(t *testing.T) {
+	b := newBrowser(t, browserOpts{})
+	srv := startGroupServer(t)
+	alice, bob, carol := newTab(t, b, "alice"), newTab(t, b, "bob"), newTab(t, b, "carol")
+	alice.open(srv.URL + "/")
+	id := alice.newCall()
+	bob.open(srv.URL + "/s/" + id)
+	for _, tb := range []*tab{alice, bob} {
+		tb.waitState("connected", 60*time.Second, func(s pageState) bool { return s.State == "connected" && !s.Group })
+	}
+	for _, tb := range []*tab{alice, bob} {
+		tb.waitMedia(20, 20)
+	}
+
+	carol.open(srv.URL + "/s/" + id)
+	states := make([]groupState, 3)
+	for i, tb := range []*tab{alice, bob, carol} {
+		states[i] = tb.waitGroup(2)
+	}
+	checkParticipants(t, states)
+	for _, tb := range []*tab{alice, bob} {
+		tb.checkNotEnded(tb.state())
+	}
+}
