@@ -27,11 +27,13 @@ type Child struct {
 // listenPrefix starts the first line `parley serve` writes on stdout.
 const listenPrefix = "parley: listening on "
 
-// Spawn starts `parley serve --addr 127.0.0.1:0 --log-level warn` from the binary at
-// parley and waits, up to 15 s, for the line saying where it listens. The server's stderr
-// goes to stderr (nil discards it).
-func Spawn(ctx context.Context, parley string, stderr io.Writer) (*Child, error) {
-	cmd := exec.Command(parley, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, benchServeFlags...)...)
+// Spawn starts `parley serve --addr 127.0.0.1:0 --log-level warn`, without the abuse
+// limits (benchServeFlags) and with any further flags in extra, from the binary at parley
+// and waits, up to 15 s, for the line saying where it listens. The server's stderr goes to
+// stderr (nil discards it).
+func Spawn(ctx context.Context, parley string, stderr io.Writer, extra ...string) (*Child, error) {
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, benchServeFlags...)
+	cmd := exec.Command(parley, append(args, extra...)...)
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = childAttr()
 	stdout, err := cmd.StdoutPipe()

@@ -23,6 +23,7 @@ Kinds:
   setup      call setup time of two native peers on loopback (first remote video frame)
   signaling  relay throughput and round-trip time of raw signaling clients
   idle       server memory per idle signaling connection
+  sfu        SFU forwarding: one publisher, N subscribers, a child parley serve
 
 Run 'parley bench <kind> -h' for its flags. --json prints one JSON object instead of a table.
 `
@@ -39,6 +40,8 @@ func bench(ctx context.Context, args []string) error {
 		return benchSignaling(ctx, args[1:])
 	case "idle":
 		return benchIdle(ctx, args[1:])
+	case "sfu":
+		return benchSFU(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Print(benchUsage)
 		return nil
@@ -273,5 +276,82 @@ func benchIdle(ctx context.Context, args []string) error {
 	fmt.Printf("  /healthz with all open: %d connections (want %d)\n", res.Counted, res.WarmUp+res.Conns)
 	fmt.Printf("  opened in %.1f s; closed (close handshake) in %.1f s; /healthz back to %d %.0f ms after the first close\n",
 		res.OpenMS/1000, res.CloseMS/1000, res.Left, res.DrainMS)
+	return nil
+}
+
+func benchSFU(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench sfu", flag.ContinueOnError)
+	subsFlag := fs.String("subscribers", "10,50,100,200", "comma-separated numbers of subscribers, one run (and one fresh server) each")
+	duration := fs.Duration("duration", 10*time.Second, "how long each run measures, once every subscriber receives video")
+	mediaDir := fs.String("media-dir", filepath.Dir(sampleMedia("x")), "`dir`ectory of the sample media (chrome-vp8.ivf, chrome-opus.ogg)")
+	batch := fs.Int("batch", 25, "subscribers that join at once")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	verbose := fs.Bool("v", false, "log debug detail to stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var subs []int
+	for f := range strings.SplitSeq(*subsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--subscribers: %q is not a positive number", f)
+		}
+		subs = append(subs, n)
+	}
+	v, a, err := loadMedia(filepath.Join(*mediaDir, "chrome-vp8.ivf"), filepath.Join(*mediaDir, "chrome-opus.ogg"))
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg := parleybench.SFUConfig{Parley: exe, Subscribers: subs, Duration: *duration, Video: v, Audio: a,
+		Batch: *batch, Stderr: os.Stderr, Logger: benchLogger(*verbose)}
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		cfg.Progress = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "\r"+format+"\033[K", args...) }
+	}
+	res, err := parleybench.SFU(ctx, cfg)
+	if cfg.Progress != nil {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(struct {
+			Bench string `json:"bench"`
+			parleybench.SFUResult
+		}{"sfu", res})
+	}
+
+	fmt.Printf("parley bench sfu: 1 publisher (chrome-vp8.ivf + chrome-opus.ogg, looped) -> N subscribers through the SFU\n")
+	fmt.Printf("  server: a fresh child `parley serve --sfu-loopback` per run; publisher and subscribers are native\n")
+	fmt.Printf("          Pion peers in this process. Bench and server share this machine's %d CPUs, so the\n", res.CPUs)
+	fmt.Printf("          subscribers' receiving (SRTP, interceptors) competes with the server for them.\n")
+	fmt.Printf("  window: %s per run, after every subscriber receives video; all traffic on loopback\n", *duration)
+	fmt.Printf("  recv/s: RTP packets received by all subscribers per second (the server does not report its own count)\n")
+	fmt.Printf("  us/pkt: server user+system CPU (/proc/PID/stat) over the window / packets received\n")
+	fmt.Printf("  loss:   1 - received / (published x N), of the packets published in the window\n")
+	fmt.Printf("  delay:  video, publisher's write -> subscriber's read, every packet at every subscriber\n")
+	fmt.Printf("  setup:  subscribers join %d at a time; repl counts those that got no video within 20 s and were replaced\n\n", *batch)
+	fmt.Printf("  %5s %8s %5s %7s %9s %8s %8s %7s %8s %9s %8s %8s\n", "N", "setup s", "repl", "pub/s", "recv/s", "loss",
+		"srv cpu", "us/pkt", "this cpu", "delay p50", "p99 ms", "max ms")
+	for _, r := range res.Runs {
+		if r.Error != "" {
+			fmt.Printf("  %5d  not measured: %d of %d subscribers received video (%d replaced); %s\n",
+				r.Subscribers, r.Joined, r.Subscribers, r.Replaced, r.Error)
+			continue
+		}
+		fmt.Printf("  %5d %8.1f %5d %7.1f %9.0f %7.2f%% %8.2f %7.1f %8.2f %9.2f %8.2f %8.2f\n", r.Subscribers, r.SetupMS/1000,
+			r.Replaced, r.PublishedPerSec, r.ReceivedPerSec, r.Loss*100, r.ServerCores, r.ServerUSPerPacket, r.BenchCores,
+			r.DelayMS.P50, r.DelayMS.P99, r.DelayMS.Max)
+	}
+	fmt.Println()
+	if res.MaxUnder1PctLoss > 0 {
+		fmt.Printf("  largest N with < 1%% loss among those run: %d\n", res.MaxUnder1PctLoss)
+	} else {
+		fmt.Printf("  no run had < 1%% loss\n")
+	}
 	return nil
 }

@@ -1,0 +1,385 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parley-rtc/parley/media"
+)
+
+// SFUConfig describes an SFU forwarding benchmark. Parley, Subscribers and Video are
+// required.
+type SFUConfig struct {
+	// Parley is the parley binary run as the server (`parley serve --sfu-loopback`), a new
+	// one for each run.
+	Parley string
+	// Subscribers lists the numbers of subscribers, one run each.
+	Subscribers []int
+	// Duration is how long each run measures, once every subscriber receives video;
+	// 0 means 10 s.
+	Duration time.Duration
+	// Video and Audio are what the publisher sends, looped; Audio may be nil.
+	Video, Audio *media.Stream
+	// Batch is how many subscribers join at once; the next batch starts when each of
+	// these receives video. 0 means 25.
+	Batch int
+	// SetupTimeout bounds the wait for one subscriber (or the publisher) to connect and
+	// receive video; a subscriber that does not is replaced, twice at most. 0 means 20 s.
+	SetupTimeout time.Duration
+	// Stderr receives the server's stderr; nil discards it.
+	Stderr io.Writer
+	// Progress, if set, is told how setup goes.
+	Progress func(format string, args ...any)
+	// Logger receives the benchmark peers' logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// SFURun is one run: one publisher, Subscribers subscribers, a fresh server. Packet counts
+// are RTP packets, video and audio together, counted over the measurement window.
+type SFURun struct {
+	Subscribers int    `json:"subscribers"`
+	Server      string `json:"server"`
+	ServerPID   int    `json:"server_pid"`
+	// Joined is how many subscribers received video; less than Subscribers when setup
+	// failed, and then Error says why and nothing was measured. Replaced counts
+	// subscribers that did not get video within SFUConfig.SetupTimeout, or whose
+	// connection failed, and were replaced by new ones.
+	Joined   int     `json:"joined"`
+	Replaced int     `json:"replaced"`
+	SetupMS  float64 `json:"setup_ms"` // from the publisher's start until every subscriber had video
+	Error    string  `json:"error,omitempty"`
+
+	WindowMS float64 `json:"window_ms"`
+	// Published is what the publisher wrote in the window; PublishedPerSec its rate.
+	Published       int64   `json:"published_packets"`
+	PublishedPerSec float64 `json:"published_per_sec"`
+	// Received is the sum over subscribers of the packets that arrived in the window, each
+	// counted once (a retransmission of a packet already received is in Duplicates).
+	// This is what the SFU forwarded as far as the subscribers can tell: the server does
+	// not expose its own count of packets written.
+	Received       int64   `json:"received_packets"`
+	ReceivedPerSec float64 `json:"received_per_sec"`
+	Duplicates     int64   `json:"duplicates"`
+	// Delivered counts, of the packets written in the window, how many reached each
+	// subscriber (summed over subscribers) by the end of the run, a grace period after the
+	// window; Loss is 1 - Delivered / (Published × Subscribers).
+	Delivered int64   `json:"delivered_packets"`
+	Loss      float64 `json:"loss"`
+	// ServerCPUMS is the server process's user+system CPU time over the window (from
+	// /proc/PID/stat, 10 ms ticks); ServerCores the same per second of window;
+	// ServerUSPerPacket the same per received packet, in µs.
+	ServerCPUMS       float64 `json:"server_cpu_ms"`
+	ServerCores       float64 `json:"server_cores"`
+	ServerUSPerPacket float64 `json:"server_us_per_packet"`
+	// BenchCores is this process's CPU (publisher and subscribers) per second of window.
+	BenchCores float64 `json:"bench_cores"`
+	// DelayMS is the forwarding delay of video packets written in the window: from the
+	// publisher's write to a subscriber's read, one sample per packet per subscriber.
+	DelayMS Summary `json:"video_delay_ms"`
+}
+
+// SFUResult is the outcome of SFU: one run per number of subscribers.
+type SFUResult struct {
+	CPUs       int      `json:"cpus"`
+	DurationMS float64  `json:"duration_ms"`
+	Runs       []SFURun `json:"runs"`
+	// MaxUnder1PctLoss is the largest number of subscribers whose run was measured with less
+	// than 1 % loss; 0 if none was.
+	MaxUnder1PctLoss int `json:"max_subscribers_under_1pct_loss"`
+}
+
+// grace is how long after the window subscribers keep receiving, so that packets written
+// at its end count as delivered.
+const grace = time.Second
+
+// SFU measures the SFU's forwarding: for each number of subscribers N it starts a fresh
+// `parley serve` as a child process, a native publisher that creates a group session and
+// sends the sample media, and N native subscribers in this process that join it and send
+// nothing; once every subscriber receives video it measures for cfg.Duration. A run whose
+// setup fails is reported with its Error and the next run goes ahead; SFU fails only when
+// the server cannot start or ctx ends.
+func SFU(ctx context.Context, cfg SFUConfig) (SFUResult, error) {
+	if cfg.Video == nil {
+		return SFUResult{}, errors.New("sfu benchmark: no video to send")
+	}
+	if len(cfg.Subscribers) == 0 {
+		return SFUResult{}, errors.New("sfu benchmark: no numbers of subscribers")
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 10 * time.Second
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 25
+	}
+	if cfg.SetupTimeout <= 0 {
+		cfg.SetupTimeout = 20 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = func(string, ...any) {}
+	}
+	res := SFUResult{CPUs: runtime.NumCPU(), DurationMS: ms(cfg.Duration)}
+	for _, n := range cfg.Subscribers {
+		if n <= 0 {
+			return res, fmt.Errorf("sfu benchmark: %d subscribers", n)
+		}
+		run, err := sfuRun(ctx, cfg, n)
+		if err != nil {
+			return res, err
+		}
+		res.Runs = append(res.Runs, run)
+		if run.Error == "" && run.Loss < 0.01 && n > res.MaxUnder1PctLoss {
+			res.MaxUnder1PctLoss = n
+		}
+	}
+	return res, nil
+}
+
+// sfuRun is one run with n subscribers. Its error is for what ends the whole benchmark;
+// a setup that fails is reported in the run.
+func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
+	run := SFURun{Subscribers: n}
+	child, err := Spawn(ctx, cfg.Parley, cfg.Stderr, "--sfu-loopback", "--max-group-peers", strconv.Itoa(n+1))
+	if err != nil {
+		return run, err
+	}
+	defer child.Close()
+	run.Server, run.ServerPID = child.URL, child.PID
+
+	api, err := newSFUAPI()
+	if err != nil {
+		return run, err
+	}
+	clock := newSendClock()
+	var subs []*sfuPeer
+	var pub *sfuPeer
+	defer func() {
+		closeAll(subs)
+		if pub != nil {
+			pub.Close()
+		}
+	}()
+
+	start := time.Now()
+	fail := func(format string, args ...any) (SFURun, error) {
+		run.Error = fmt.Sprintf(format, args...)
+		if ctx.Err() != nil {
+			return run, ctx.Err()
+		}
+		return run, nil
+	}
+	setupCtx, cancel := context.WithTimeout(ctx, cfg.SetupTimeout)
+	pub, err = startSFUPeer(setupCtx, api, child.URL, "", cfg.Video, cfg.Audio, clock, cfg.Logger)
+	if err == nil {
+		err = waitConnected(setupCtx, pub)
+	}
+	cancel()
+	if err != nil {
+		return fail("publisher: %v", err)
+	}
+
+	for len(subs) < n {
+		batch := min(cfg.Batch, n-len(subs))
+		joined, replaced, err := joinBatch(ctx, cfg, api, child.URL, pub.session, batch, clock)
+		first := len(subs) + 1
+		subs = append(subs, joined...)
+		run.Replaced += replaced
+		run.Joined = len(subs)
+		if err != nil {
+			if exited, xerr := child.Exited(); exited {
+				err = fmt.Errorf("%w (the server exited: %v)", err, xerr)
+			}
+			return fail("subscribers %d-%d of %d: %v", first, first+batch-1, n, err)
+		}
+		cfg.Progress("%d subscribers: %d receive video (%.1f s)", n, len(subs), time.Since(start).Seconds())
+	}
+	run.SetupMS = ms(time.Since(start))
+
+	// A moment for the last batch's key frame requests and renegotiations to settle.
+	if err := sleep(ctx, time.Second); err != nil {
+		return run, err
+	}
+	srv0, err := child.CPU()
+	if err != nil {
+		return run, err
+	}
+	self0, _ := cpuTime(os.Getpid())
+	from := clock.now()
+	clock.from.Store(from)
+	t0 := time.Now()
+	if err := sleep(ctx, cfg.Duration); err != nil {
+		return run, err
+	}
+	to := clock.now()
+	window := time.Since(t0)
+	srv1, err := child.CPU()
+	if err != nil {
+		return run, err
+	}
+	self1, _ := cpuTime(os.Getpid())
+	if err := sleep(ctx, grace); err != nil {
+		return run, err
+	}
+	if exited, xerr := child.Exited(); exited {
+		return fail("the server exited during the run: %v", xerr)
+	}
+
+	pubState := pub.state()
+	// Close everything, so that the peers' goroutines have ended before their records are
+	// read. The server goes first: otherwise it renegotiates with every subscriber as the
+	// others leave, which is work for nothing here.
+	child.Close()
+	closeAll(subs)
+	pub.Close()
+	var delays []float64
+	for _, s := range subs {
+		for _, t := range s.tracks {
+			run.Duplicates += t.dups
+			for _, a := range t.arrivals {
+				if a.recv <= to {
+					run.Received++
+				}
+				if a.sent <= to { // a.sent >= from: receive kept nothing older
+					run.Delivered++
+					if t.kind == kindVideo {
+						delays = append(delays, float64(a.recv-a.sent)/1e6)
+					}
+				}
+			}
+		}
+	}
+	for _, sent := range pub.sent {
+		for _, at := range sent {
+			if at >= from && at <= to {
+				run.Published++
+			}
+		}
+	}
+	secs := window.Seconds()
+	run.WindowMS = ms(window)
+	run.PublishedPerSec = float64(run.Published) / secs
+	run.ReceivedPerSec = float64(run.Received) / secs
+	if run.Published > 0 {
+		run.Loss = 1 - float64(run.Delivered)/float64(run.Published*int64(n))
+	}
+	run.ServerCPUMS = ms(srv1 - srv0)
+	run.ServerCores = (srv1 - srv0).Seconds() / secs
+	if run.Received > 0 {
+		run.ServerUSPerPacket = float64((srv1 - srv0).Microseconds()) / float64(run.Received)
+	}
+	run.BenchCores = (self1 - self0).Seconds() / secs
+	run.DelayMS = Summarize(delays)
+	if run.Received == 0 {
+		run.Error = fmt.Sprintf("no packet was received in the window; the publisher wrote %d (%s)",
+			run.Published, pubState)
+	}
+	return run, nil
+}
+
+// joinBatch starts n subscribers at once and waits until each receives video. A subscriber
+// that does not within cfg.SetupTimeout (or whose connection fails) is closed and replaced,
+// up to joinAttempts times; replaced counts those. It returns the subscribers receiving
+// video, and an error if a place could not be filled.
+func joinBatch(ctx context.Context, cfg SFUConfig, api *webrtc.API, server, session string, n int,
+	clock *sendClock) (joined []*sfuPeer, replaced int, err error) {
+	peers := make([]*sfuPeer, n)
+	tries := make([]int, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range peers {
+		wg.Go(func() {
+			for tries[i] = 1; ; tries[i]++ {
+				actx, cancel := context.WithTimeout(ctx, cfg.SetupTimeout)
+				p, err := startSFUPeer(actx, api, server, session, nil, nil, clock, cfg.Logger)
+				if err == nil {
+					err = waitVideo(actx, p)
+				}
+				cancel()
+				if err == nil {
+					peers[i] = p
+					return
+				}
+				if p != nil {
+					p.Close()
+				}
+				errs[i] = err
+				if tries[i] == joinAttempts || ctx.Err() != nil {
+					return
+				}
+				cfg.Logger.Warn("sfu benchmark: a subscriber failed to set up; replacing it", "attempt", tries[i], "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	for i, p := range peers {
+		replaced += tries[i] - 1
+		if p != nil {
+			joined = append(joined, p)
+		} else if err == nil {
+			err = fmt.Errorf("%d attempts; the last: %w", tries[i], errs[i])
+		}
+	}
+	return joined, replaced, err
+}
+
+// joinAttempts is how many times the benchmark tries to set up each subscriber.
+const joinAttempts = 3
+
+func waitConnected(ctx context.Context, p *sfuPeer) error {
+	select {
+	case <-p.connected:
+		return nil
+	case <-p.failed:
+		return fmt.Errorf("peer connection failed before it connected (%s)", p.state())
+	case <-ctx.Done():
+		return fmt.Errorf("not connected: %w", context.Cause(ctx))
+	}
+}
+
+func waitVideo(ctx context.Context, p *sfuPeer) error {
+	select {
+	case <-p.firstVideo:
+		return nil
+	case <-p.failed:
+		return fmt.Errorf("no video before the peer connection failed (%s)", p.state())
+	case <-ctx.Done():
+		return fmt.Errorf("no video (%s): %w", p.state(), context.Cause(ctx))
+	}
+}
+
+// closeAll closes peers, a few at a time.
+func closeAll(peers []*sfuPeer) {
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			p.Close()
+		})
+	}
+	wg.Wait()
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,73 @@
+package bench_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/parley-rtc/parley/bench"
+)
+
+// TestSFU runs the SFU benchmark with 3 subscribers for 2 s against a child parley serve,
+// and checks that it measured something real and left nothing behind.
+func TestSFU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the parley binary and runs it as a server")
+	}
+	parley := buildParley(t)
+	ivf, ogg := load(t, "chrome-vp8.ivf"), load(t, "chrome-opus.ogg")
+	base := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := bench.SFU(ctx, bench.SFUConfig{Parley: parley, Subscribers: []int{3}, Duration: 2 * time.Second,
+		Video: ivf.Video, Audio: ogg.Audio, Stderr: testWriter{t}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(res.Runs))
+	}
+	r := res.Runs[0]
+	t.Logf("%+v", r)
+	if r.Error != "" || r.Joined != 3 {
+		t.Fatalf("run not measured: %d of 3 subscribers joined: %s", r.Joined, r.Error)
+	}
+	// The sample media is about 75 video and 50 audio packets per second.
+	if r.Published < 100 || r.PublishedPerSec <= 0 {
+		t.Errorf("publisher wrote %d packets (%.0f/s) in the window, want a real stream", r.Published, r.PublishedPerSec)
+	}
+	if r.Received <= 0 || r.ReceivedPerSec <= 0 || r.Delivered <= 0 {
+		t.Errorf("received %d packets (%.0f/s), delivered %d: want > 0", r.Received, r.ReceivedPerSec, r.Delivered)
+	}
+	if r.Delivered > 3*r.Published {
+		t.Errorf("delivered %d packets of %d published to 3 subscribers: a packet counted twice", r.Delivered, r.Published)
+	}
+	if r.Loss < 0 || r.Loss >= 0.5 {
+		t.Errorf("loss %.3f, want in [0, 0.5) on loopback", r.Loss)
+	}
+	if runtime.GOOS == "linux" && (r.ServerCPUMS <= 0 || r.ServerUSPerPacket <= 0) {
+		t.Errorf("server CPU %v ms, %v µs per packet: want > 0 for a server that forwarded %d packets",
+			r.ServerCPUMS, r.ServerUSPerPacket, r.Received)
+	}
+	if d := r.DelayMS; d.N == 0 || d.Min <= 0 || d.P50 <= 0 || d.P99 < d.P50 || d.Max < d.P99 {
+		t.Errorf("video delay %+v: want positive, ordered samples", d)
+	}
+	if res.MaxUnder1PctLoss != 3 && r.Loss < 0.01 {
+		t.Errorf("largest N under 1%% loss = %d with a 3-subscriber run at %.3f loss", res.MaxUnder1PctLoss, r.Loss)
+	}
+	// The server must be reaped, and every goroutine of the peers must have ended.
+	if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(r.ServerPID))); err == nil {
+		t.Errorf("server pid %d still exists after SFU returned", r.ServerPID)
+	}
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > base; {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after:\n%s", base, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
