@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley-rtc/parley/media"
+	"github.com/parley-rtc/parley/rtcapi"
 )
 
 // SFUConfig describes an SFU forwarding benchmark. Parley, Subscribers and Video are
@@ -158,7 +159,7 @@ func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 	defer child.Close()
 	run.Server, run.ServerPID = child.URL, child.PID
 
-	api, err := newSFUAPI()
+	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true})
 	if err != nil {
 		return run, err
 	}

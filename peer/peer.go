@@ -8,19 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/parley-rtc/parley/media"
 	"github.com/parley-rtc/parley/protocol"
+	"github.com/parley-rtc/parley/rtcapi"
 	"github.com/parley-rtc/parley/sigclient"
 )
 
@@ -569,7 +566,7 @@ func (c *call) answer(m protocol.Offer) error {
 }
 
 func (c *call) newPeerConnection() error {
-	api, err := newAPI(c.cfg.LoopbackOnly)
+	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: c.cfg.LoopbackOnly})
 	if err != nil {
 		return err
 	}
@@ -622,29 +619,6 @@ func (c *call) newPeerConnection() error {
 		c.spawn(func() { c.receive(t) })
 	})
 	return nil
-}
-
-func newAPI(loopbackOnly bool) (*webrtc.API, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, fmt.Errorf("register codecs: %w", err)
-	}
-	ir := &interceptor.Registry{}
-	// Pion's NACK generator does not see packets repaired over RTX (pion/interceptor#320)
-	// and would ask for each again every 100 ms while it is in its window: cap it.
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir,
-		webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(maxNACKsPerPacket))); err != nil {
-		return nil, fmt.Errorf("register interceptors: %w", err)
-	}
-	var se webrtc.SettingEngine
-	// mDNS would open a multicast socket per peer connection for nothing a native peer needs.
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if loopbackOnly {
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
 // sender is one local track and the stream it plays.
@@ -756,6 +730,3 @@ func (c *call) hangUp() {
 	}
 	c.wg.Wait()
 }
-
-// maxNACKsPerPacket is how many times the client asks for one lost packet.
-const maxNACKsPerPacket = 3

@@ -12,17 +12,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley-rtc/parley/protocol"
+	"github.com/parley-rtc/parley/rtcapi"
 )
 
 // Config sets up an SFU. Its zero value, with Send set, is a working default that gathers
@@ -117,41 +115,17 @@ func New(cfg Config) (*SFU, error) {
 		loopDone: make(chan struct{}),
 		rooms:    make(map[string]*room),
 	}
-	api, err := newAPI(cfg.LoopbackOnly, &s.nacks)
+	// Pion's default interceptors: the NACK responder answers a subscriber's NACK from its
+	// cache of what the SFU sent; before them, the counter of NACKs and retransmissions
+	// (nack.go), so that it is the closest to the network.
+	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: cfg.LoopbackOnly,
+		Interceptors: []interceptor.Factory{nackCounter{&s.nacks}}})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
 	s.api = api
 	go s.loop()
 	return s, nil
-}
-
-// newAPI sets up Pion with its default interceptors: NACK generator and responder (a
-// subscriber's NACK is answered from the responder's cache of what the SFU sent), RTCP
-// sender and receiver reports, and transport-wide congestion control feedback (TWCC).
-// Before them comes the counter of NACKs and retransmissions (nack.go): the first
-// registered is the closest to the network.
-func newAPI(loopbackOnly bool, nacks *nackCounts) (*webrtc.API, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, fmt.Errorf("register codecs: %w", err)
-	}
-	ir := &interceptor.Registry{}
-	ir.Add(nackCounter{nacks})
-	// Pion's NACK generator does not see packets repaired over RTX (pion/interceptor#320)
-	// and would ask for each again every 100 ms while it is in its window: cap it.
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir,
-		webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(maxNACKsPerPacket))); err != nil {
-		return nil, fmt.Errorf("register interceptors: %w", err)
-	}
-	var se webrtc.SettingEngine
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if loopbackOnly {
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
 // Handle takes a message addressed to the SFU (see signaling.SFU). It does not block.
@@ -590,6 +564,3 @@ func (s *SFU) Stats() Stats {
 	}
 	return st
 }
-
-// maxNACKsPerPacket is how many times the SFU asks a publisher for one lost packet.
-const maxNACKsPerPacket = 3
