@@ -1,26 +1,22 @@
 package losstest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parley-rtc/parley/internal/netns"
 	"github.com/parley-rtc/parley/peer"
 	"github.com/parley-rtc/parley/protocol"
 	"github.com/parley-rtc/parley/sfu"
@@ -69,9 +65,9 @@ const (
 // frame takes here. Frames a decoder would show broken, because a frame they refer to was
 // lost, are not told apart: nothing in this test decodes VP8.
 func TestNACKRepairsLoss(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t, "the loss test", "to build network namespaces and drop packets in them")
 	video, audio := mediaFiles(t)
-	bin := buildParley(t)
+	bin := netns.BuildParley(t)
 	n := newNetwork(t)
 
 	// End well before go test's -timeout would, which kills the test without its cleanup.
@@ -193,11 +189,11 @@ func (n *network) call(ctx context.Context, t *testing.T, name, bin, video, audi
 
 	dir := t.TempDir()
 	url := "http://" + ln.Addr().String()
-	pub := n.clients[0].start(ctx, t, name+" pub", bin, "call", "--server", url, "--new", "--group",
+	pub := n.clients[0].Start(ctx, t, name+" pub", bin, "call", "--server", url, "--new", "--group",
 		"--video", video, "--audio", audio, "--connect-timeout", "60s")
-	line, err := pub.waitLine("session ", 30*time.Second)
+	line, err := pub.WaitLine("session ", 30*time.Second)
 	if err != nil {
-		t.Errorf("%s: the publisher did not create a session: %v\n%s", name, err, pub.output())
+		t.Errorf("%s: the publisher did not create a session: %v\n%s", name, err, pub.Output())
 		return result{}
 	}
 	session := strings.TrimSpace(strings.TrimPrefix(line, "session "))
@@ -206,67 +202,44 @@ func (n *network) call(ctx context.Context, t *testing.T, name, bin, video, audi
 	// seconds (its retransmission timer starts at 1 s, RFC 6347 §4.2.4.1), which would count
 	// against the lossy run's frames.
 	if err := waitFor(ctx, 60*time.Second, func() bool { return publishing(media.Stats()) }); err != nil {
-		t.Errorf("%s: the publisher's media did not reach the SFU: %v; SFU: %+v\n%s", name, err, media.Stats(), pub.output())
+		t.Errorf("%s: the publisher's media did not reach the SFU: %v; SFU: %+v\n%s", name, err, media.Stats(), pub.Output())
 		return result{}
 	}
-	subs := make([]*proc, len(n.clients)-1)
+	subs := make([]*netns.Proc, len(n.clients)-1)
 	reports := make([]string, len(subs))
 	for i := range subs {
 		reports[i] = filepath.Join(dir, fmt.Sprintf("sub%d.json", i+1))
-		subs[i] = n.clients[i+1].start(ctx, t, fmt.Sprintf("%s sub%d", name, i+1), bin, "call", "--server", url,
+		subs[i] = n.clients[i+1].Start(ctx, t, fmt.Sprintf("%s sub%d", name, i+1), bin, "call", "--server", url,
 			"--join", session, "--duration", callTime.String(), "--connect-timeout", "60s", "--report", reports[i])
 	}
 	var r result
 	for i, s := range subs {
-		if err := s.wait(); err != nil {
-			t.Errorf("%s: sub%d: parley call: %v\n%s", name, i+1, err, s.output())
+		if err := s.Wait(); err != nil {
+			t.Errorf("%s: sub%d: parley call: %v\n%s", name, i+1, err, s.Output())
 		}
 	}
 	r.stats = media.Stats()
 	// The publisher sends until told to stop: it must outlast the subscribers' calls,
 	// which start when each connects.
-	pub.stop()
+	pub.Stop()
 	for i, path := range reports {
 		rep, err := readReport(path)
 		if err != nil {
-			t.Errorf("%s: sub%d: %v\n%s", name, i+1, err, subs[i].output())
+			t.Errorf("%s: sub%d: %v\n%s", name, i+1, err, subs[i].Output())
 			continue
 		}
 		t.Logf("%s sub%d: connected in %.0f ms; %d video frames, %d audio packets; remote tracks %+v",
 			name, i+1, rep.ConnectedMS, rep.VideoFramesReceived, rep.AudioPacketsReceived, rep.RemoteTracks)
 		if rep.End != "duration" || rep.VideoFramesReceived == 0 {
 			t.Errorf("%s: sub%d's call ended with %q after %d video frames; want it to last its duration, with video: %+v\n%s",
-				name, i+1, rep.End, rep.VideoFramesReceived, rep, subs[i].output())
+				name, i+1, rep.End, rep.VideoFramesReceived, rep, subs[i].Output())
 		}
 		r.frames = append(r.frames, rep.VideoFramesReceived)
 	}
 	if t.Failed() {
-		t.Logf("%s", pub.output())
+		t.Logf("%s", pub.Output())
 	}
 	return r
-}
-
-// requireNetns fails the test, or skips it with PARLEY_SKIP_NETNS=1, unless it can make
-// network namespaces: root, ip and iptables.
-func requireNetns(t *testing.T) {
-	t.Helper()
-	if os.Getenv("PARLEY_SKIP_NETNS") == "1" {
-		t.Skip("PARLEY_SKIP_NETNS=1")
-	}
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range []string{"ip", "iptables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) > 0 {
-		t.Fatalf("the loss test needs root, ip (Debian: iproute2) and iptables to build network "+
-			"namespaces and drop packets in them; missing: %s. Set PARLEY_SKIP_NETNS=1 to skip it",
-			strings.Join(missing, ", "))
-	}
 }
 
 // mediaFiles returns the clips the publisher sends: from PARLEY_MEDIA, or the shared media
@@ -290,22 +263,6 @@ func mediaFiles(t *testing.T) (video, audio string) {
 	return video, audio
 }
 
-// buildParley builds the parley binary from this module.
-func buildParley(t *testing.T) string {
-	t.Helper()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "parley")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/parley")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/parley: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // network is the test's namespaces: the publisher's first, then the subscribers'.
 type network struct {
 	t       *testing.T
@@ -314,10 +271,10 @@ type network struct {
 
 // client is a namespace with a name unique to this test process, linked to the host.
 type client struct {
-	ns, role         string
+	netns.NS
+	role             string
 	addr, gateway    string // the client's address, and the host's end of its link
 	publisher        bool
-	t                *testing.T
 	hostIf, clientIf string
 }
 
@@ -328,28 +285,16 @@ var nsName = regexp.MustCompile(`^parleyloss-(\d+)-(pub|sub\d)$`)
 // namespace removes its veth pair, the host's end too.
 func newNetwork(t *testing.T) *network {
 	t.Helper()
-	removeStale(t)
+	netns.RemoveStale(t, nsName)
 	pid := os.Getpid()
 	n := &network{t: t}
 	for i, role := range []string{"pub", "sub1", "sub2"} {
 		subnet := 1 + 3*(pid%85) + i
-		c := client{ns: fmt.Sprintf("parleyloss-%d-%s", pid, role), role: role, publisher: i == 0, t: t,
+		c := client{NS: netns.Add(t, fmt.Sprintf("parleyloss-%d-%s", pid, role)), role: role, publisher: i == 0,
 			addr: fmt.Sprintf("10.98.%d.2", subnet), gateway: fmt.Sprintf("10.98.%d.1", subnet),
 			hostIf: fmt.Sprintf("pl%d-%s", pid, role), clientIf: "eth0"}
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", c.ns).CombinedOutput(); err != nil &&
-				!bytes.Contains(out, []byte("No such file")) {
-				t.Errorf("remove namespace %s: %v: %s", c.ns, err, out)
-			}
-		})
-		run(t, "ip", "netns", "add", c.ns)
-		c.ip("link", "set", "lo", "up")
-		run(t, "ip", "link", "add", "name", c.hostIf, "type", "veth", "peer", "name", c.clientIf, "netns", c.ns)
-		run(t, "ip", "addr", "add", c.gateway+"/24", "dev", c.hostIf)
-		run(t, "ip", "link", "set", c.hostIf, "up")
-		c.ip("addr", "add", c.addr+"/24", "dev", c.clientIf)
-		c.ip("link", "set", c.clientIf, "up")
-		c.ip("route", "add", testNet, "via", c.gateway)
+		netns.Link(netns.Host(t), c.hostIf, c.gateway+"/24", c.NS, c.clientIf, c.addr+"/24")
+		c.IP("route", "add", testNet, "via", c.gateway)
 		n.clients = append(n.clients, c)
 	}
 	return n
@@ -368,154 +313,9 @@ func (n *network) setLoss(t *testing.T, on bool) {
 		if c.publisher {
 			chain = "OUTPUT"
 		}
-		c.exec("iptables", op, chain, "-p", "udp", "-m", "statistic", "--mode", "random",
+		c.Exec("iptables", op, chain, "-p", "udp", "-m", "statistic", "--mode", "random",
 			"--probability", lossRate, "-j", "DROP")
 	}
-}
-
-// removeStale removes the namespaces of test processes that no longer run: a test killed
-// by go test's -timeout or a signal does not run its cleanup.
-func removeStale(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		t.Fatalf("ip netns list: %v", err)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		m := nsName.FindStringSubmatch(f[0])
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if syscall.Kill(pid, 0) != syscall.ESRCH {
-			continue // its test is running
-		}
-		if out, err := exec.Command("ip", "netns", "del", f[0]).CombinedOutput(); err != nil {
-			t.Logf("remove stale namespace %s: %v: %s", f[0], err, out)
-		} else {
-			t.Logf("removed stale namespace %s", f[0])
-		}
-	}
-}
-
-func (c client) ip(args ...string) { run(c.t, "ip", append([]string{"-n", c.ns}, args...)...) }
-
-func (c client) exec(args ...string) {
-	run(c.t, "ip", append([]string{"netns", "exec", c.ns}, args...)...)
-}
-
-func run(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-}
-
-// proc is a process running in a namespace, its output kept.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	// lines has the stdout lines, closed at EOF.
-	lines chan string
-	done  chan struct{}
-	err   error
-}
-
-// start starts args in the client's namespace; the process is ended when the test ends,
-// if it has not by then.
-func (c client) start(ctx context.Context, t *testing.T, name string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.ns}, args...)...)
-	cmd.Env = childEnv()
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, lines: make(chan string, 64), done: make(chan struct{})}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.out.Write(append(sc.Bytes(), '\n'))
-			select {
-			case p.lines <- sc.Text():
-			default: // nobody waits for more lines
-			}
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.stop)
-	return p
-}
-
-// stop ends the process, politely first, and waits for it.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// waitLine waits for a stdout line that starts with prefix.
-func (p *proc) waitLine(prefix string, timeout time.Duration) (string, error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		select {
-		case line, ok := <-p.lines:
-			if !ok {
-				<-p.done
-				return "", fmt.Errorf("%s exited (%v) before printing %q", p.name, p.err, prefix)
-			}
-			if strings.HasPrefix(line, prefix) {
-				return line, nil
-			}
-		case <-timer.C:
-			return "", fmt.Errorf("%s printed no %q in %s", p.name, prefix, timeout)
-		}
-	}
-}
-
-func (p *proc) wait() error {
-	<-p.done
-	return p.err
-}
-
-func (p *proc) output() string { return p.name + ":\n" + p.out.String() }
-
-// childEnv is the test's environment without PARLEY_ settings, which parley would take
-// for flags.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PARLEY_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 func readReport(path string) (peer.Report, error) {
@@ -530,6 +330,7 @@ func readReport(path string) (peer.Report, error) {
 	return rep, nil
 }
 
+// syncBuffer keeps the server's log, which the SFU's goroutines write to.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

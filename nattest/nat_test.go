@@ -1,25 +1,21 @@
 package nattest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parley-rtc/parley/internal/netns"
 	"github.com/parley-rtc/parley/peer"
 )
 
@@ -95,9 +91,9 @@ func helper(mode, addr string) int {
 // each other: it must connect through the TURN server that `parley serve` runs, over a
 // relay candidate pair, and carry media both ways.
 func TestCallThroughTURN(t *testing.T) {
-	requireNetns(t)
+	netns.Require(t, "the NAT traversal test", "to build network namespaces")
 	video, audio := mediaFiles(t)
-	bin := buildParley(t)
+	bin := netns.BuildParley(t)
 	n := newNetwork(t)
 	n.checkIsolation(t)
 
@@ -110,35 +106,35 @@ func TestCallThroughTURN(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 
-	server := n.srv.start(ctx, t, "server", bin, "serve", "--addr", srvA+":8080",
+	server := n.srv.Start(ctx, t, "server", bin, "serve", "--addr", srvA+":8080",
 		"--turn-addr", "0.0.0.0:3478", "--turn-public-ip", srvA, "--turn-allow-peers", testNet,
 		"--log-level", "warn", "--data-dir", filepath.Join(dir, "data"))
-	if _, err := server.waitLine("parley: listening on", 15*time.Second); err != nil {
-		t.Fatalf("parley serve did not start: %v\n%s", err, server.output())
+	if _, err := server.WaitLine("parley: listening on", 15*time.Second); err != nil {
+		t.Fatalf("parley serve did not start: %v\n%s", err, server.Output())
 	}
 
 	url := "http://" + srvA + ":8080"
 	common := []string{"--server", url, "--video", video, "--audio", audio, "--duration", "4s"}
 	repA, repB := filepath.Join(dir, "peerA.json"), filepath.Join(dir, "peerB.json")
-	host := n.peerA.start(ctx, t, "peerA", append([]string{bin, "call", "--new", "--report", repA}, common...)...)
-	line, err := host.waitLine("session ", 15*time.Second)
+	host := n.peerA.Start(ctx, t, "peerA", append([]string{bin, "call", "--new", "--report", repA}, common...)...)
+	line, err := host.WaitLine("session ", 15*time.Second)
 	if err != nil {
-		t.Fatalf("peerA did not create a session: %v\n%s\nserver:\n%s", err, host.output(), server.output())
+		t.Fatalf("peerA did not create a session: %v\n%s\nserver:\n%s", err, host.Output(), server.Output())
 	}
 	session := strings.TrimSpace(strings.TrimPrefix(line, "session "))
-	guest := n.peerB.start(ctx, t, "peerB", append([]string{bin, "call", "--join", session, "--report", repB}, common...)...)
+	guest := n.peerB.Start(ctx, t, "peerB", append([]string{bin, "call", "--join", session, "--report", repB}, common...)...)
 
-	errA, errB := host.wait(), guest.wait()
+	errA, errB := host.Wait(), guest.Wait()
 	if errA != nil || errB != nil {
 		t.Errorf("parley call exited: peerA %v, peerB %v", errA, errB)
 	}
 	for _, p := range []struct {
 		name, report string
-		proc         *proc
+		proc         *netns.Proc
 	}{{"peerA", repA, host}, {"peerB", repB, guest}} {
 		rep, err := readReport(p.report)
 		if err != nil {
-			t.Errorf("%s: %v\n%s", p.name, err, p.proc.output())
+			t.Errorf("%s: %v\n%s", p.name, err, p.proc.Output())
 			continue
 		}
 		t.Logf("%s: connected in %.0f ms over %s-%s; received %d video frames, %d audio packets",
@@ -146,7 +142,7 @@ func TestCallThroughTURN(t *testing.T) {
 			rep.VideoFramesReceived, rep.AudioPacketsReceived)
 		if rep.VideoFramesReceived < 60 || rep.AudioPacketsReceived < 100 {
 			t.Errorf("%s received %d video frames and %d audio packets, want at least 60 and 100: %+v\n%s",
-				p.name, rep.VideoFramesReceived, rep.AudioPacketsReceived, rep, p.proc.output())
+				p.name, rep.VideoFramesReceived, rep.AudioPacketsReceived, rep, p.proc.Output())
 		}
 		if rep.LocalCandidateType != "relay" && rep.RemoteCandidateType != "relay" {
 			t.Errorf("%s: selected candidate pair %q-%q, want a relay candidate on at least one side "+
@@ -154,29 +150,7 @@ func TestCallThroughTURN(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		t.Logf("server output:\n%s", server.output())
-	}
-}
-
-// requireNetns fails the test, or skips it with PARLEY_SKIP_NETNS=1, unless it can make
-// network namespaces: root, ip and iptables.
-func requireNetns(t *testing.T) {
-	t.Helper()
-	if os.Getenv("PARLEY_SKIP_NETNS") == "1" {
-		t.Skip("PARLEY_SKIP_NETNS=1")
-	}
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range []string{"ip", "iptables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) > 0 {
-		t.Fatalf("the NAT traversal test needs root, ip (Debian: iproute2) and iptables to build network "+
-			"namespaces; missing: %s. Set PARLEY_SKIP_NETNS=1 to skip it", strings.Join(missing, ", "))
+		t.Logf("server output:\n%s", server.Output())
 	}
 }
 
@@ -201,126 +175,39 @@ func mediaFiles(t *testing.T) (video, audio string) {
 	return video, audio
 }
 
-// buildParley builds the parley binary from this module.
-func buildParley(t *testing.T) string {
-	t.Helper()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "parley")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/parley")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/parley: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // network is the test's namespaces.
 type network struct {
-	srv, natA, natB, peerA, peerB netns
-}
-
-// netns is a network namespace with a name unique to this test process.
-type netns struct {
-	name string
-	t    *testing.T
+	srv, natA, natB, peerA, peerB netns.NS
 }
 
 // newNetwork makes the namespaces and links; they are removed when the test ends, however
 // it ends, and those a killed test process left behind at the next run.
 func newNetwork(t *testing.T) *network {
 	t.Helper()
-	removeStale(t)
-	add := func(role string) netns {
-		ns := netns{name: fmt.Sprintf("parley-%d-%s", os.Getpid(), role), t: t}
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", ns.name).CombinedOutput(); err != nil &&
-				!bytes.Contains(out, []byte("No such file")) {
-				t.Errorf("remove namespace %s: %v: %s", ns.name, err, out)
-			}
-		})
-		run(t, "ip", "netns", "add", ns.name)
-		ns.ip("link", "set", "lo", "up")
-		return ns
-	}
+	netns.RemoveStale(t, nsName)
+	add := func(role string) netns.NS { return netns.Add(t, fmt.Sprintf("parley-%d-%s", os.Getpid(), role)) }
 	n := &network{srv: add("srv"), natA: add("natA"), natB: add("natB"), peerA: add("peerA"), peerB: add("peerB")}
 
-	// link makes a veth pair between a's interface ifA and b's ifB.
-	link := func(a netns, ifA, addrA string, b netns, ifB, addrB string) {
-		a.ip("link", "add", "name", ifA, "type", "veth", "peer", "name", ifB, "netns", b.name)
-		a.ip("addr", "add", addrA+prefixLen, "dev", ifA)
-		b.ip("addr", "add", addrB+prefixLen, "dev", ifB)
-		a.ip("link", "set", ifA, "up")
-		b.ip("link", "set", ifB, "up")
-	}
-	link(n.srv, "toA", srvA, n.natA, "wan", natAOut)
-	link(n.srv, "toB", srvB, n.natB, "wan", natBOut)
-	link(n.natA, "lan", natAIn, n.peerA, "eth0", peerAAddr)
-	link(n.natB, "lan", natBIn, n.peerB, "eth0", peerBAddr)
+	netns.Link(n.srv, "toA", srvA+prefixLen, n.natA, "wan", natAOut+prefixLen)
+	netns.Link(n.srv, "toB", srvB+prefixLen, n.natB, "wan", natBOut+prefixLen)
+	netns.Link(n.natA, "lan", natAIn+prefixLen, n.peerA, "eth0", peerAAddr+prefixLen)
+	netns.Link(n.natB, "lan", natBIn+prefixLen, n.peerB, "eth0", peerBAddr+prefixLen)
 
-	n.srv.sysctl("net/ipv4/ip_forward", "0")
+	n.srv.Sysctl("net/ipv4/ip_forward", "0")
 	for _, nat := range []struct {
-		ns  netns
+		ns  netns.NS
 		srv string
 	}{{n.natA, srvA}, {n.natB, srvB}} {
-		nat.ns.sysctl("net/ipv4/ip_forward", "1")
-		nat.ns.ip("route", "add", "default", "via", nat.srv)
-		nat.ns.exec("iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE")
+		nat.ns.Sysctl("net/ipv4/ip_forward", "1")
+		nat.ns.IP("route", "add", "default", "via", nat.srv)
+		nat.ns.Exec("iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE")
 	}
-	n.peerA.ip("route", "add", "default", "via", natAIn)
-	n.peerB.ip("route", "add", "default", "via", natBIn)
+	n.peerA.IP("route", "add", "default", "via", natAIn)
+	n.peerB.IP("route", "add", "default", "via", natBIn)
 	return n
 }
 
 var nsName = regexp.MustCompile(`^parley-(\d+)-(srv|natA|natB|peerA|peerB)$`)
-
-// removeStale removes the namespaces of test processes that no longer run: a test killed
-// by go test's -timeout or a signal does not run its cleanup.
-func removeStale(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		t.Fatalf("ip netns list: %v", err)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		m := nsName.FindStringSubmatch(f[0])
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if syscall.Kill(pid, 0) != syscall.ESRCH {
-			continue // its test is running
-		}
-		if out, err := exec.Command("ip", "netns", "del", f[0]).CombinedOutput(); err != nil {
-			t.Logf("remove stale namespace %s: %v: %s", f[0], err, out)
-		} else {
-			t.Logf("removed stale namespace %s", f[0])
-		}
-	}
-}
-
-func (ns netns) ip(args ...string) { run(ns.t, "ip", append([]string{"-n", ns.name}, args...)...) }
-
-func (ns netns) exec(args ...string) {
-	run(ns.t, "ip", append([]string{"netns", "exec", ns.name}, args...)...)
-}
-
-func (ns netns) sysctl(key, value string) {
-	ns.exec("sh", "-c", fmt.Sprintf("echo %s > /proc/sys/%s", value, key))
-}
-
-func run(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-}
 
 // checkIsolation checks the premise of the test with UDP echoes: each peer reaches the
 // server, and neither reaches the other peer or the other peer's NAT.
@@ -335,18 +222,18 @@ func (n *network) checkIsolation(t *testing.T) {
 	// Each echo is bound to the address probed: bound to the wildcard address, srv's would
 	// answer peerB from 10.99.2.1, which natB drops as it is not whom peerB sent to.
 	for _, e := range []struct {
-		ns   netns
+		ns   netns.NS
 		addr string
 	}{{n.srv, srvA}, {n.natA, natAOut}, {n.natB, natBOut}, {n.peerA, peerAAddr}, {n.peerB, peerBAddr}} {
-		echo := e.ns.startEnv(ctx, t, "echo in "+e.ns.name,
+		echo := e.ns.StartEnv(ctx, t, "echo in "+e.ns.Name,
 			[]string{helperEnv + "=echo", helperAddrEnv + "=" + net.JoinHostPort(e.addr, echoPort)}, self)
-		if _, err := echo.waitLine("ready", 10*time.Second); err != nil {
-			t.Fatalf("UDP echo in %s: %v\n%s", e.ns.name, err, echo.output())
+		if _, err := echo.WaitLine("ready", 10*time.Second); err != nil {
+			t.Fatalf("UDP echo in %s: %v\n%s", e.ns.Name, err, echo.Output())
 		}
 	}
 	var wg sync.WaitGroup
 	for _, p := range []struct {
-		from  netns
+		from  netns.NS
 		to    string
 		reach bool
 	}{
@@ -360,17 +247,17 @@ func (n *network) checkIsolation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command("ip", "netns", "exec", p.from.name, self)
-			cmd.Env = append(childEnv(), helperEnv+"=probe", helperAddrEnv+"="+net.JoinHostPort(p.to, echoPort))
+			cmd := exec.Command("ip", "netns", "exec", p.from.Name, self)
+			cmd.Env = append(netns.Environ(), helperEnv+"=probe", helperAddrEnv+"="+net.JoinHostPort(p.to, echoPort))
 			out, err := cmd.CombinedOutput()
 			var exit *exec.ExitError
 			switch {
 			case err == nil && !p.reach:
-				t.Errorf("%s reaches %s; the test network must keep the peers apart", p.from.name, p.to)
+				t.Errorf("%s reaches %s; the test network must keep the peers apart", p.from.Name, p.to)
 			case errors.As(err, &exit) && exit.ExitCode() == 1 && p.reach:
-				t.Errorf("%s does not reach %s", p.from.name, p.to)
+				t.Errorf("%s does not reach %s", p.from.Name, p.to)
 			case err != nil && (!errors.As(err, &exit) || exit.ExitCode() != 1):
-				t.Errorf("probe from %s to %s: %v\n%s", p.from.name, p.to, err, out)
+				t.Errorf("probe from %s to %s: %v\n%s", p.from.Name, p.to, err, out)
 			}
 		}()
 	}
@@ -378,110 +265,6 @@ func (n *network) checkIsolation(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-}
-
-// proc is a process running in a namespace, its output kept.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	// lines has the stdout lines, closed at EOF.
-	lines chan string
-	done  chan struct{}
-	err   error
-}
-
-func (ns netns) start(ctx context.Context, t *testing.T, name string, args ...string) *proc {
-	return ns.startEnv(ctx, t, name, nil, args...)
-}
-
-// startEnv starts args in ns with env added to the test's environment; the process is
-// ended when the test ends, if it has not by then.
-func (ns netns) startEnv(ctx context.Context, t *testing.T, name string, env []string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.name}, args...)...)
-	cmd.Env = append(childEnv(), env...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, lines: make(chan string, 64), done: make(chan struct{})}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.out.Write(append(sc.Bytes(), '\n'))
-			select {
-			case p.lines <- sc.Text():
-			default: // nobody waits for more lines
-			}
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-			return
-		default:
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-// waitLine waits for a stdout line that starts with prefix.
-func (p *proc) waitLine(prefix string, timeout time.Duration) (string, error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		select {
-		case line, ok := <-p.lines:
-			if !ok {
-				<-p.done
-				return "", fmt.Errorf("%s exited (%v) before printing %q", p.name, p.err, prefix)
-			}
-			if strings.HasPrefix(line, prefix) {
-				return line, nil
-			}
-		case <-timer.C:
-			return "", fmt.Errorf("%s printed no %q in %s", p.name, prefix, timeout)
-		}
-	}
-}
-
-func (p *proc) wait() error {
-	<-p.done
-	return p.err
-}
-
-func (p *proc) output() string { return p.name + ":\n" + p.out.String() }
-
-// childEnv is the test's environment without PARLEY_ settings, which `parley serve` would
-// take for flags.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PARLEY_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 func readReport(path string) (peer.Report, error) {
@@ -494,21 +277,4 @@ func readReport(path string) (peer.Report, error) {
 		return rep, fmt.Errorf("report %s: %w", path, err)
 	}
 	return rep, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pion/turn/v5"
 
+	"github.com/parley-rtc/parley/internal/leakcheck"
 	"github.com/parley-rtc/parley/turnserver"
 )
 
@@ -341,7 +342,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 		conn.Close()
 		s.Close()
 	}()
-	baseG, baseFD := settle(-1, -1)
+	baseG, baseFD := leakcheck.Settle(-1, -1, 5*time.Second, 100*time.Millisecond)
 
 	s, err := turnserver.New(turnserver.Config{Addr: "127.0.0.1:0", Secret: secret, Logger: quietLogger(),
 		AllowPeers: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
@@ -411,14 +412,14 @@ func TestCloseReleasesEverything(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 
-	g, fd := settle(baseG, baseFD)
+	g, fd := leakcheck.Settle(baseG, baseFD, 5*time.Second, 100*time.Millisecond)
 	if g > baseG {
 		buf := make([]byte, 1<<20)
 		n := runtime.Stack(buf, true)
 		t.Errorf("%d goroutines outlived the server (baseline %d):\n%s", g-baseG, baseG, buf[:n])
 	}
 	if fd > baseFD {
-		t.Errorf("%d file descriptors outlived the server (baseline %d): %s", fd-baseFD, baseFD, strings.Join(fds(), " "))
+		t.Errorf("%d file descriptors outlived the server (baseline %d): %s", fd-baseFD, baseFD, strings.Join(leakcheck.FDs(), " "))
 	}
 }
 
@@ -444,7 +445,7 @@ func heldHere(proto string, port int) bool {
 			}
 		}
 	}
-	for _, target := range fds() {
+	for _, target := range leakcheck.FDs() {
 		if inodes[target] {
 			return true
 		}
@@ -462,35 +463,4 @@ func mustUDPAddr(s string) net.Addr {
 		panic(err)
 	}
 	return a
-}
-
-// settle waits up to 5 s for the goroutine and fd counts to come down to the targets (-1:
-// until they stop changing) and returns them.
-func settle(wantG, wantFD int) (int, int) {
-	var g, fd int
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		runtime.GC()
-		g, fd = runtime.NumGoroutine(), len(fds())
-		if wantG >= 0 && g <= wantG && fd <= wantFD {
-			return g, fd
-		}
-		time.Sleep(100 * time.Millisecond)
-		if wantG < 0 && g == runtime.NumGoroutine() && fd == len(fds()) {
-			return g, fd
-		}
-	}
-	return g, fd
-}
-
-func fds() []string {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, e := range entries {
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		out = append(out, target)
-	}
-	return out
 }
