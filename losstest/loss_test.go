@@ -1,7 +1,6 @@
 package losstest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,7 +64,7 @@ const (
 // lost, are not told apart: nothing in this test decodes VP8.
 func TestNACKRepairsLoss(t *testing.T) {
 	netns.Require(t, "the loss test", "to build network namespaces and drop packets in them")
-	video, audio := mediaFiles(t)
+	video, audio := netns.MediaFiles(t)
 	bin := netns.BuildParley(t)
 	n := newNetwork(t)
 
@@ -159,7 +157,7 @@ func nackSummary(s sfu.Stats) string {
 // subscribers hang up, callTime after they connect.
 func (n *network) call(ctx context.Context, t *testing.T, name, bin, video, audio string) result {
 	t.Helper()
-	var logs syncBuffer
+	var logs netns.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var sig *signaling.Server
 	media, err := sfu.New(sfu.Config{Logger: log, Send: func(to string, m protocol.Message) { sig.SendFromSFU(to, m) }})
@@ -242,27 +240,6 @@ func (n *network) call(ctx context.Context, t *testing.T, name, bin, video, audi
 	return r
 }
 
-// mediaFiles returns the clips the publisher sends: from PARLEY_MEDIA, or the shared media
-// directory.
-func mediaFiles(t *testing.T) (video, audio string) {
-	t.Helper()
-	dir := os.Getenv("PARLEY_MEDIA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "media")
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	video, audio = filepath.Join(dir, "chrome-vp8.ivf"), filepath.Join(dir, "chrome-opus.ogg")
-	for _, f := range []string{video, audio} {
-		if _, err := os.Stat(f); err != nil {
-			t.Fatalf("media: %v (PARLEY_MEDIA names the directory)", err)
-		}
-	}
-	return video, audio
-}
-
 // network is the test's namespaces: the publisher's first, then the subscribers'.
 type network struct {
 	t       *testing.T
@@ -328,22 +305,4 @@ func readReport(path string) (peer.Report, error) {
 		return rep, fmt.Errorf("report %s: %w", path, err)
 	}
 	return rep, nil
-}
-
-// syncBuffer keeps the server's log, which the SFU's goroutines write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

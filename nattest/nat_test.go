@@ -92,7 +92,7 @@ func helper(mode, addr string) int {
 // relay candidate pair, and carry media both ways.
 func TestCallThroughTURN(t *testing.T) {
 	netns.Require(t, "the NAT traversal test", "to build network namespaces")
-	video, audio := mediaFiles(t)
+	video, audio := netns.MediaFiles(t)
 	bin := netns.BuildParley(t)
 	n := newNetwork(t)
 	n.checkIsolation(t)
@@ -152,27 +152,6 @@ func TestCallThroughTURN(t *testing.T) {
 	if t.Failed() {
 		t.Logf("server output:\n%s", server.Output())
 	}
-}
-
-// mediaFiles returns the clips the peers send: from PARLEY_MEDIA, or the shared media
-// directory.
-func mediaFiles(t *testing.T) (video, audio string) {
-	t.Helper()
-	dir := os.Getenv("PARLEY_MEDIA")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "media")
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	video, audio = filepath.Join(dir, "chrome-vp8.ivf"), filepath.Join(dir, "chrome-opus.ogg")
-	for _, f := range []string{video, audio} {
-		if _, err := os.Stat(f); err != nil {
-			t.Fatalf("media: %v (PARLEY_MEDIA names the directory)", err)
-		}
-	}
-	return video, audio
 }
 
 // network is the test's namespaces.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,7 +20,7 @@ import (
 type Proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	// lines has the stdout lines, closed at EOF.
 	lines chan string
 	done  chan struct{}
@@ -41,7 +42,7 @@ func (ns NS) StartEnv(ctx context.Context, t testing.TB, name string, env []stri
 	cmd.Env = append(Environ(), env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
-	p := &Proc{name: name, cmd: cmd, out: &syncBuffer{}, lines: make(chan string, 64), done: make(chan struct{})}
+	p := &Proc{name: name, cmd: cmd, out: &SyncBuffer{}, lines: make(chan string, 64), done: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -127,19 +128,43 @@ func Environ() []string {
 	return env
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writers: a process's output, a
+// server's log written from several goroutines.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// MediaFiles returns the absolute paths of the sample clips a peer in a namespace sends
+// (VP8 in IVF, Opus in Ogg): from $PARLEY_MEDIA, or ../shared/media beside the project
+// root (../../shared/media from a package directory).
+func MediaFiles(t testing.TB) (video, audio string) {
+	t.Helper()
+	dir := os.Getenv("PARLEY_MEDIA")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "media")
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	video, audio = filepath.Join(dir, "chrome-vp8.ivf"), filepath.Join(dir, "chrome-opus.ogg")
+	for _, f := range []string{video, audio} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("media: %v (PARLEY_MEDIA names the directory)", err)
+		}
+	}
+	return video, audio
 }
