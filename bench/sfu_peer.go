@@ -46,8 +46,13 @@ type sendClock struct {
 	from atomic.Int64
 }
 
-func newSendClock() *sendClock {
-	c := &sendClock{base: time.Now()}
+func newSendClock() *sendClock { return newSendClockAt(time.Now()) }
+
+// newSendClockAt returns a clock whose times count from base: the clocks of a group's
+// publishers share one base, so that one publisher's send time and another peer's receive
+// time compare.
+func newSendClockAt(base time.Time) *sendClock {
+	c := &sendClock{base: base}
 	c.from.Store(math.MaxInt64)
 	return c
 }
@@ -62,6 +67,7 @@ type arrival struct{ sent, recv int64 }
 // touches it until that goroutine ends.
 type recvTrack struct {
 	kind     int
+	stream   string               // the remote stream ID: the publisher's user ID
 	seen     [1 << 16 / 64]uint64 // sequence numbers received since clock.from
 	arrivals []arrival            // first receipt of each packet written since clock.from
 	dups     int64                // receipts of a sequence number already seen
@@ -69,8 +75,11 @@ type recvTrack struct {
 
 // sfuPeer is one member of the benchmark's group session.
 type sfuPeer struct {
-	log     *slog.Logger
-	clock   *sendClock
+	log   *slog.Logger
+	clock *sendClock // when this peer wrote its packets; for a subscriber, when the publisher did
+	// clockOf, if set, gives the clock of the publisher of a received track from its stream
+	// ID (the SFU sets it to the publisher's user ID): in a group every member publishes.
+	clockOf func(streamID string) *sendClock
 	sig     *sigclient.Conn
 	pc      *webrtc.PeerConnection
 	session string
@@ -87,6 +96,8 @@ type sfuPeer struct {
 	onceConn   sync.Once
 	onceFail   sync.Once
 	onceVideo  sync.Once
+	// videoFrom counts the remote video tracks on which a packet arrived.
+	videoFrom atomic.Int32
 
 	cancel context.CancelFunc // ends the signaling loop and the publisher's Play
 	ctx    context.Context
@@ -105,16 +116,36 @@ type sfuPeer struct {
 // goes on. Close it in any case.
 func startSFUPeer(ctx context.Context, api *webrtc.API, server, join string, video, audio *media.Stream,
 	clock *sendClock, log *slog.Logger) (*sfuPeer, error) {
+	return startPeer(ctx, api, peerSetup{server: server, join: join, video: video, audio: audio, clock: clock, log: log})
+}
+
+// peerSetup says how startPeer sets up a member of the benchmark's session.
+type peerSetup struct {
+	server, join string
+	video, audio *media.Stream // what it publishes; nil: nothing
+	clock        *sendClock    // see sfuPeer.clock
+	clockOf      func(streamID string) *sendClock
+	// welcomed, if set, is told the peer's user ID before it enters the session, and
+	// returns the clock of its packets (instead of clock).
+	welcomed func(userID string) *sendClock
+	log      *slog.Logger
+}
+
+func startPeer(ctx context.Context, api *webrtc.API, ps peerSetup) (*sfuPeer, error) {
 	loopCtx, cancel := context.WithCancel(context.Background())
-	p := &sfuPeer{log: log, clock: clock, ctx: loopCtx, cancel: cancel, play: [2]*media.Stream{video, audio},
+	p := &sfuPeer{log: ps.log, clock: ps.clock, clockOf: ps.clockOf, ctx: loopCtx, cancel: cancel,
+		play:      [2]*media.Stream{ps.video, ps.audio},
 		connected: make(chan struct{}), failed: make(chan struct{}), firstVideo: make(chan struct{})}
-	sig, err := sigclient.Dial(ctx, server)
+	sig, err := sigclient.Dial(ctx, ps.server)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	p.sig = sig
-	if err := p.enter(ctx, join); err != nil {
+	if ps.welcomed != nil {
+		p.clock = ps.welcomed(sig.Welcome.UserID)
+	}
+	if err := p.enter(ctx, ps.join); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -350,14 +381,22 @@ func (p *sfuPeer) startPlaying() {
 // receive reads one remote track until the peer connection closes, keeping the first
 // receipt of each packet written since clock.from.
 func (p *sfuPeer) receive(t *webrtc.TrackRemote) {
-	rt := &recvTrack{kind: kindAudio}
+	rt := &recvTrack{kind: kindAudio, stream: t.StreamID()}
 	if t.Kind() == webrtc.RTPCodecTypeVideo {
 		rt.kind = kindVideo
 	}
 	p.mu.Lock()
 	p.tracks = append(p.tracks, rt)
 	p.mu.Unlock()
-	at := &p.clock.at[rt.kind]
+	clock := p.clock
+	if p.clockOf != nil {
+		if clock = p.clockOf(t.StreamID()); clock == nil {
+			p.log.Warn("a track from no known publisher", "stream", t.StreamID())
+			return
+		}
+	}
+	at := &clock.at[rt.kind]
+	first := true
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := t.Read(buf)
@@ -367,13 +406,15 @@ func (p *sfuPeer) receive(t *webrtc.TrackRemote) {
 		if n < 12 { // shorter than an RTP header (RFC 3550 §5.1)
 			continue
 		}
-		now := p.clock.now()
-		if rt.kind == kindVideo {
+		now := clock.now()
+		if rt.kind == kindVideo && first {
+			first = false
+			p.videoFrom.Add(1)
 			p.onceVideo.Do(func() { close(p.firstVideo) })
 		}
 		seq := binary.BigEndian.Uint16(buf[2:4])
 		sent := at[seq].Load()
-		if sent == 0 || sent < p.clock.from.Load() {
+		if sent == 0 || sent < clock.from.Load() {
 			continue
 		}
 		if bit := uint64(1) << (seq & 63); rt.seen[seq>>6]&bit != 0 {

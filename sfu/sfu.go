@@ -471,6 +471,7 @@ func (s *SFU) offer(p *participant) {
 		return
 	}
 	s.offersSent.Add(1)
+	s.log.Debug("offer", "session", p.room.id, "user", p.id, "tracks", len(p.subs), "bytes", len(o.SDP))
 	s.cfg.Send(p.id, protocol.Offer{SessionID: p.room.id, SDP: o.SDP})
 }
 
@@ -500,6 +501,11 @@ func (s *SFU) sync(p *participant) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("add track %s: %w", f.id, err))
 			continue
+		}
+		if cs := forwardedCodecs(tr.Sender().GetParameters().Codecs, f.codec); cs != nil {
+			if err := tr.SetCodecPreferences(cs); err != nil {
+				errs = append(errs, fmt.Errorf("codecs of track %s: %w", f.id, err))
+			}
 		}
 		sender := tr.Sender()
 		// The subscriber's RTCP: NACKs go to the responder interceptor on the way; PLI and

@@ -24,6 +24,7 @@ Kinds:
   signaling  relay throughput and round-trip time of raw signaling clients
   idle       server memory per idle signaling connection
   sfu        SFU forwarding: one publisher, N subscribers, a child parley serve
+  group      whole group calls: N members each sending and receiving through the SFU
 
 Run 'parley bench <kind> -h' for its flags. --json prints one JSON object instead of a table.
 `
@@ -42,6 +43,8 @@ func bench(ctx context.Context, args []string) error {
 		return benchIdle(ctx, args[1:])
 	case "sfu":
 		return benchSFU(ctx, args[1:])
+	case "group":
+		return benchGroup(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Print(benchUsage)
 		return nil
@@ -352,6 +355,70 @@ func benchSFU(ctx context.Context, args []string) error {
 		fmt.Printf("  largest N with < 1%% loss among those run: %d\n", res.MaxUnder1PctLoss)
 	} else {
 		fmt.Printf("  no run had < 1%% loss\n")
+	}
+	return nil
+}
+
+func benchGroup(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench group", flag.ContinueOnError)
+	sizes := fs.String("participants", "4,8,12,16", "comma-separated group sizes, one run (and one fresh server) each")
+	duration := fs.Duration("duration", 10*time.Second, "how long each run measures, once every member receives every other's video")
+	mediaDir := fs.String("media-dir", filepath.Dir(sampleMedia("x")), "`dir`ectory of the sample media (chrome-vp8.ivf, chrome-opus.ogg)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	verbose := fs.Bool("v", false, "log debug detail to stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var ns []int
+	for f := range strings.SplitSeq(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			return fmt.Errorf("--participants: %q is not a group size of at least 2", f)
+		}
+		ns = append(ns, n)
+	}
+	v, a, err := loadMedia(filepath.Join(*mediaDir, "chrome-vp8.ivf"), filepath.Join(*mediaDir, "chrome-opus.ogg"))
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg := parleybench.GroupConfig{Parley: exe, Participants: ns, Duration: *duration, Video: v, Audio: a,
+		Stderr: os.Stderr, Logger: benchLogger(*verbose)}
+	res, err := parleybench.Group(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(struct {
+			Bench string `json:"bench"`
+			parleybench.GroupResult
+		}{"group", res})
+	}
+	fmt.Printf("parley bench group: N members, each sending chrome-vp8.ivf + chrome-opus.ogg (looped) and receiving\n")
+	fmt.Printf("  the other N-1 members' media through the SFU of a fresh child `parley serve --sfu-loopback`.\n")
+	fmt.Printf("  Members are native Pion peers in this process; they and the server share this machine's %d CPUs.\n", res.CPUs)
+	fmt.Printf("  window: %s per run, after every member receives every other's video; all traffic on loopback\n", *duration)
+	fmt.Printf("  loss:   1 - received / (published x (N-1)); worst: the worst member-to-member stream\n")
+	fmt.Printf("  us/pkt: server user+system CPU over the window / packets received by members\n\n")
+	fmt.Printf("  %4s %8s %7s %9s %8s %8s %8s %7s %8s %9s %8s\n", "N", "setup s", "pub/s", "recv/s", "loss", "worst",
+		"srv cpu", "us/pkt", "this cpu", "delay p50", "p99 ms")
+	for _, r := range res.Runs {
+		if r.Error != "" {
+			fmt.Printf("  %4d  not measured: %s\n", r.Participants, r.Error)
+			continue
+		}
+		fmt.Printf("  %4d %8.1f %7.0f %9.0f %7.2f%% %7.2f%% %8.2f %7.1f %8.2f %9.2f %8.2f\n", r.Participants, r.SetupMS/1000,
+			r.PublishedPerSec, r.ReceivedPerSec, r.Loss*100, r.WorstLoss*100, r.ServerCores, r.ServerUSPerPacket,
+			r.BenchCores, r.DelayMS.P50, r.DelayMS.P99)
+	}
+	fmt.Println()
+	if res.MaxUnder1PctLoss > 0 {
+		fmt.Printf("  largest group with < 1%% loss on every stream among those run: %d\n", res.MaxUnder1PctLoss)
+	} else {
+		fmt.Printf("  no run had < 1%% loss on every stream\n")
 	}
 	return nil
 }
