@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/pion/webrtc/v4"
@@ -46,5 +48,18 @@ func TestForwardedCodecs(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+func TestFitsMessage(t *testing.T) {
+	line := "a=rtcp-fb:96 nack pli\r\n" // 23 bytes, 25 once JSON escapes CR and LF
+	small := strings.Repeat(line, 1000)
+	if err := fitsMessage("k3QzP0sVb7tLwE4nH6uR1A", small); err != nil {
+		t.Errorf("a %d-byte offer: %v", len(small), err)
+	}
+	// 2,700 lines are 62,100 bytes of SDP but 67,500 in JSON: over 65,536.
+	big := strings.Repeat(line, 2700)
+	if err := fitsMessage("k3QzP0sVb7tLwE4nH6uR1A", big); !errors.Is(err, errOfferTooLarge) {
+		t.Errorf("a %d-byte offer (escaped over 64 KiB): %v, want errOfferTooLarge", len(big), err)
 	}
 }

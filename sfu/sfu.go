@@ -463,6 +463,13 @@ func (s *SFU) offer(p *participant) {
 	}
 	o, err := p.pc.CreateOffer(nil)
 	if err == nil {
+		err = fitsMessage(p.room.id, o.SDP)
+		if errors.Is(err, errOfferTooLarge) {
+			s.cfg.Send(p.id, protocol.Error{Code: protocol.CodeTooLarge, Ref: protocol.TypeOffer,
+				Message: fmt.Sprintf("the SFU cannot offer you this group's tracks: %v; you keep receiving what you do", err)})
+		}
+	}
+	if err == nil {
 		err = p.pc.SetLocalDescription(o)
 	}
 	if err != nil {
@@ -569,4 +576,22 @@ func (s *SFU) Stats() Stats {
 		}
 	}
 	return st
+}
+
+// errOfferTooLarge says an SFU offer would not fit in one signaling message.
+var errOfferTooLarge = errors.New("offer too large")
+
+// fitsMessage checks that an offer fits in one signaling message (protocol.MaxMessageSize)
+// as the server relays it. Every media section the participant's peer connection ever had
+// counts, those of tracks that ended too (Pion does not reuse them): about 1.1 KB each, so
+// some 55 sections fit — 27 people with a camera and a microphone.
+func fitsMessage(sessionID, sdp string) error {
+	b, err := protocol.Encode(protocol.Offer{SessionID: sessionID, From: protocol.ServerPeer, SDP: sdp})
+	if err != nil {
+		return err
+	}
+	if len(b) > protocol.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, more than the %d of a signaling message", errOfferTooLarge, len(b), protocol.MaxMessageSize)
+	}
+	return nil
 }
