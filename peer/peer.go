@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,11 @@ type Config struct {
 	Token string
 
 	Video, Audio *media.Stream // what to send, looped; nil sends nothing of that kind
-	RecordDir    string        // if set, received media goes to RecordDir/video.ivf and audio.ogg
+	// Simulcast, if set, is sent instead of Video: the layers of one video (RFC 8853), each
+	// a VP8 stream with its RID, lowest quality first. For group sessions, where the SFU
+	// forwards each subscriber one layer.
+	Simulcast []SimulcastLayer
+	RecordDir string // if set, received media goes to RecordDir/video.ivf and audio.ogg
 
 	// Duration hangs up this long after the call connects (ICE and DTLS up, media
 	// flowing); 0 waits for the peer to leave or ctx to end.
@@ -91,6 +96,16 @@ type RemoteTrack struct {
 	// Ended: the track stopped during the call (its sender removed it by renegotiation),
 	// not because the call ended.
 	Ended bool `json:"ended"`
+	// Of a video track's RTP stream (RFC 3550 §A.1): VideoPackets received; MaxSeqJump,
+	// the largest step forward of the sequence number from the highest one before (1 in a
+	// stream without loss); TimestampBackwards, how many packets that advanced the
+	// sequence number went back in RTP timestamp. Through the SFU, a simulcast layer
+	// switch must show in neither. KeyFrameWidths are the widths of the key frames
+	// received (RFC 6386 §9.1), in pixels, one entry per change.
+	VideoPackets       int64 `json:"video_packets,omitempty"`
+	MaxSeqJump         int   `json:"max_seq_jump,omitempty"`
+	TimestampBackwards int64 `json:"timestamp_backwards,omitempty"`
+	KeyFrameWidths     []int `json:"key_frame_widths,omitempty"`
 }
 
 // Errors callers may branch on.
@@ -162,6 +177,10 @@ type remoteTrack struct {
 	participant, kind string
 	frames, packets   atomic.Int64
 	ended             atomic.Bool
+
+	mu     sync.Mutex // guards seq
+	seq    seqCheck   // video
+	widths []int      // video key frame widths, each change
 }
 
 // Run makes one call and returns its report. The error is non-nil when the call could not
@@ -230,8 +249,12 @@ func (c *call) report(end string, err error) Report {
 	}
 	c.mu.Lock()
 	for _, t := range c.tracks {
+		t.mu.Lock()
 		r.RemoteTracks = append(r.RemoteTracks, RemoteTrack{Participant: t.participant, Kind: t.kind,
-			VideoFrames: t.frames.Load(), AudioPackets: t.packets.Load(), Ended: t.ended.Load()})
+			VideoFrames: t.frames.Load(), AudioPackets: t.packets.Load(), Ended: t.ended.Load(),
+			VideoPackets: t.seq.packets, MaxSeqJump: t.seq.maxJump, TimestampBackwards: t.seq.tsBack,
+			KeyFrameWidths: slices.Clone(t.widths)})
+		t.mu.Unlock()
 	}
 	c.mu.Unlock()
 	return r
@@ -518,7 +541,7 @@ func (c *call) offer() error {
 	}
 	// Receive both kinds even when sending neither.
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if (kind == webrtc.RTPCodecTypeVideo && c.cfg.Video == nil) || (kind == webrtc.RTPCodecTypeAudio && c.cfg.Audio == nil) {
+		if (kind == webrtc.RTPCodecTypeVideo && c.cfg.Video == nil && len(c.cfg.Simulcast) == 0) || (kind == webrtc.RTPCodecTypeAudio && c.cfg.Audio == nil) {
 			if _, err := c.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 				return fmt.Errorf("add %s transceiver: %w", kind, err)
 			}
@@ -621,11 +644,12 @@ func (c *call) newPeerConnection() error {
 	return nil
 }
 
-// sender is one local track and the stream it plays.
+// sender is one local track (or simulcast layer) and the stream it plays.
 type sender struct {
-	track  *webrtc.TrackLocalStaticSample
+	kind   string
+	write  func(media.Frame) error
 	stream *media.Stream
-	count  *atomic.Int64
+	count  *atomic.Int64 // nil: not counted
 }
 
 func (c *call) addTracks() error {
@@ -651,10 +675,17 @@ func (c *call) addTracks() error {
 				}
 			}
 		})
-		c.senders = append(c.senders, sender{track: track, stream: s, count: count})
+		write := func(f media.Frame) error {
+			return track.WriteSample(pionmedia.Sample{Data: f.Data, Duration: f.Duration})
+		}
+		c.senders = append(c.senders, sender{kind: kind, write: write, stream: s, count: count})
 		return nil
 	}
-	if err := add(c.cfg.Video, "video", &c.videoSent); err != nil {
+	if len(c.cfg.Simulcast) > 0 {
+		if err := c.addSimulcast(); err != nil {
+			return err
+		}
+	} else if err := add(c.cfg.Video, "video", &c.videoSent); err != nil {
 		return err
 	}
 	return add(c.cfg.Audio, "audio", &c.audioSent)
@@ -671,14 +702,16 @@ func (c *call) startSending() {
 	for _, s := range c.senders {
 		c.spawn(func() {
 			err := media.Play(ctx, s.stream, true, func(f media.Frame) error {
-				if err := s.track.WriteSample(pionmedia.Sample{Data: f.Data, Duration: f.Duration}); err != nil {
+				if err := s.write(f); err != nil {
 					return err
 				}
-				s.count.Add(1)
+				if s.count != nil {
+					s.count.Add(1)
+				}
 				return nil
 			})
 			if err != nil && ctx.Err() == nil {
-				c.log.Debug("sending stopped", "kind", s.track.Kind(), "err", err)
+				c.log.Debug("sending stopped", "kind", s.kind, "err", err)
 			}
 		})
 	}

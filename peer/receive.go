@@ -80,6 +80,9 @@ func (c *call) receive(t *webrtc.TrackRemote) {
 		if err := p.Unmarshal(append([]byte(nil), buf[:n]...)); err != nil {
 			continue
 		}
+		rt.mu.Lock()
+		rt.seq.add(p.SequenceNumber, p.Timestamp)
+		rt.mu.Unlock()
 		if c.firstVideo.Load() == 0 && first.add(p) {
 			c.firstVideo.Store(int64(time.Since(c.start)))
 		}
@@ -88,6 +91,11 @@ func (c *call) receive(t *webrtc.TrackRemote) {
 			c.videoRecv.Add(1)
 			rt.frames.Add(1)
 			if w, h, ok := vp8KeyFrameSize(s.Data); ok {
+				rt.mu.Lock()
+				if n := len(rt.widths); n == 0 || rt.widths[n-1] != w {
+					rt.widths = append(rt.widths, w)
+				}
+				rt.mu.Unlock()
 				c.remoteW.Store(int32(w))
 				c.remoteH.Store(int32(h))
 			}
@@ -96,6 +104,35 @@ func (c *call) receive(t *webrtc.TrackRemote) {
 			}
 		}
 	}
+}
+
+// seqCheck follows an RTP stream's sequence numbers and timestamps for the report.
+type seqCheck struct {
+	started bool
+	highest uint16
+	ts      uint32 // of the highest
+	packets int64
+	maxJump int
+	tsBack  int64
+}
+
+func (s *seqCheck) add(seq uint16, ts uint32) {
+	s.packets++
+	if !s.started {
+		s.started, s.highest, s.ts = true, seq, ts
+		return
+	}
+	d := int(int16(seq - s.highest))
+	if d <= 0 && d > -maxLate {
+		return // a late or repeated packet
+	}
+	// Far behind is a jump too (a new sequence, not a late packet); the stream goes on from
+	// there.
+	s.maxJump = max(s.maxJump, d, -d)
+	if int32(ts-s.ts) < 0 {
+		s.tsBack++
+	}
+	s.highest, s.ts = seq, ts
 }
 
 // firstFrame tells when the first VP8 frame is complete: its first packet (S=1, partition

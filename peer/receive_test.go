@@ -39,3 +39,28 @@ func TestFirstFrame(t *testing.T) {
 		}
 	}
 }
+
+func TestSeqCheck(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		seqs   []uint16
+		ts     []uint32
+		jump   int
+		tsBack int64
+	}{
+		{"continuous across the wrap", []uint16{65534, 65535, 0, 1}, []uint32{1, 1, 2, 3}, 1, 0},
+		{"a lost packet, a late one", []uint16{10, 11, 13, 12, 14}, []uint32{1, 1, 2, 2, 3}, 2, 0},
+		{"a jump forward", []uint16{10, 11, 5000, 5001}, []uint32{1, 2, 3, 4}, 4989, 0},
+		{"a jump backward", []uint16{5000, 5001, 10, 11}, []uint32{1, 2, 3, 4}, 4991, 0},
+		{"timestamp back", []uint16{1, 2, 3}, []uint32{9000, 6000, 9000}, 1, 1},
+	} {
+		var s seqCheck
+		for i := range c.seqs {
+			s.add(c.seqs[i], c.ts[i])
+		}
+		if s.maxJump != c.jump || s.tsBack != c.tsBack || s.packets != int64(len(c.seqs)) {
+			t.Errorf("%s: max jump %d, timestamps back %d, packets %d; want %d, %d, %d",
+				c.name, s.maxJump, s.tsBack, s.packets, c.jump, c.tsBack, len(c.seqs))
+		}
+	}
+}

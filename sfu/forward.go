@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,100 +12,241 @@ import (
 )
 
 // forwarder forwards one published track to its subscribers' local tracks, as it comes:
-// no decoding, no jitter buffer. Its goroutine ends when the track's reads fail, which is
-// when the publisher's peer connection closes.
+// no decoding, no jitter buffer. A simulcast track (RFC 8853) arrives as several layers,
+// one remote track per RID, each read by a goroutine of its own; each subscriber gets one
+// layer at a time, rewritten into one continuous RTP stream (downTrack). A track without
+// simulcast has one layer, forwarded as is. A layer's goroutine ends when its reads fail,
+// which is when the publisher's peer connection closes.
 type forwarder struct {
-	id       string // the track ID subscribers see
-	streamID string // the publisher's user ID: subscribers group tracks by it
-	codec    webrtc.RTPCodecCapability
-	track    *webrtc.TrackRemote
-	pc       *webrtc.PeerConnection // the publisher's, for key frame requests
-	ssrc     uint32
-	video    bool
-	interval time.Duration // between key frame requests
+	id        string // the track ID subscribers see
+	streamID  string // the publisher's user ID: subscribers group tracks by it
+	codec     webrtc.RTPCodecCapability
+	clockRate uint32
+	pc        *webrtc.PeerConnection // the publisher's, for key frame requests
+	video     bool
+	simulcast bool
+	interval  time.Duration // between key frame requests of one layer
 
-	mu      sync.Mutex                                    // serialises changes to subs
-	subs    atomic.Pointer[[]*webrtc.TrackLocalStaticRTP] // read once per packet, replaced on change
-	lastPLI atomic.Int64                                  // UnixNano of the last key frame request
+	mu      sync.Mutex                   // serialises changes to layers and subs
+	layers  atomic.Pointer[[]*layer]     // by quality, lowest first; replaced on change
+	subs    atomic.Pointer[[]*downTrack] // read once per packet, replaced on change
 	packets atomic.Uint64
 }
 
+// layer is one RTP stream of a published track: the whole track, or one simulcast layer.
+type layer struct {
+	rid     string
+	rank    int // quality order of the RID (ridRank)
+	track   *webrtc.TrackRemote
+	ssrc    uint32
+	lastPLI atomic.Int64  // UnixNano of the last key frame request
+	bytes   atomic.Uint64 // RTP bytes received
+	packets atomic.Uint64 // RTP packets received
+
+	// Owned by the SFU's allocation goroutine (simulcast.go).
+	meter rateMeter
+}
+
+// downTrack is what one subscriber receives of a forwarder: its local track, and for a
+// simulcast track the layer it gets and the one it should get.
+type downTrack struct {
+	local  *webrtc.TrackLocalStaticRTP
+	target atomic.Pointer[layer] // set by the allocation; the switch waits for its key frame
+	cur    atomic.Pointer[layer] // current, for a lock-free look on the hot path
+
+	mu       sync.Mutex // held while a packet is admitted and written, keeps writes in order
+	current  *layer
+	rw       rewriter
+	switches atomic.Uint64
+
+	sel layerSelector // owned by the allocation goroutine
+}
+
+func newDownTrack(local *webrtc.TrackLocalStaticRTP, clockRate uint32) *downTrack {
+	return &downTrack{local: local, rw: rewriter{clock: clockRate}, sel: newLayerSelector()}
+}
+
+// ridRank orders the RIDs Parley's clients use, "q", "h", "f" (quarter, half, full
+// resolution); other RIDs come after them in the order they arrive.
+func ridRank(rid string, arrived int) int {
+	switch rid {
+	case "q":
+		return 0
+	case "h":
+		return 1
+	case "f":
+		return 2
+	}
+	return 3 + arrived
+}
+
 func newForwarder(id, streamID string, t *webrtc.TrackRemote, pc *webrtc.PeerConnection, interval time.Duration) *forwarder {
-	f := &forwarder{id: id, streamID: streamID, codec: t.Codec().RTPCodecCapability, track: t, pc: pc,
-		ssrc: uint32(t.SSRC()), video: t.Kind() == webrtc.RTPCodecTypeVideo, interval: interval}
-	f.subs.Store(&[]*webrtc.TrackLocalStaticRTP{})
+	f := &forwarder{id: id, streamID: streamID, codec: t.Codec().RTPCodecCapability, clockRate: t.Codec().ClockRate, pc: pc,
+		video: t.Kind() == webrtc.RTPCodecTypeVideo, simulcast: t.RID() != "", interval: interval}
+	f.layers.Store(&[]*layer{})
+	f.subs.Store(&[]*downTrack{})
 	return f
 }
 
-func (f *forwarder) addSubscriber(t *webrtc.TrackLocalStaticRTP) {
+// addLayer adds a remote track of this forwarder's (the first, or another simulcast
+// layer) and returns its layer, whose forward the caller runs.
+func (f *forwarder) addLayer(t *webrtc.TrackRemote) *layer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	old := *f.subs.Load()
-	next := make([]*webrtc.TrackLocalStaticRTP, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, t)
+	old := *f.layers.Load()
+	l := &layer{rid: t.RID(), rank: ridRank(t.RID(), len(old)), track: t, ssrc: uint32(t.SSRC())}
+	next := append(slices.Clone(old), l)
+	slices.SortStableFunc(next, func(a, b *layer) int { return a.rank - b.rank })
+	f.layers.Store(&next)
+	return l
+}
+
+func (f *forwarder) addSubscriber(d *downTrack) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next := append(slices.Clone(*f.subs.Load()), d)
 	f.subs.Store(&next)
 }
 
-func (f *forwarder) removeSubscriber(t *webrtc.TrackLocalStaticRTP) {
+func (f *forwarder) removeSubscriber(d *downTrack) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old := *f.subs.Load()
-	next := make([]*webrtc.TrackLocalStaticRTP, 0, len(old))
+	next := make([]*downTrack, 0, len(old))
 	for _, s := range old {
-		if s != t {
+		if s != d {
 			next = append(next, s)
 		}
 	}
 	f.subs.Store(&next)
 }
 
-// forward reads the publisher's packets and writes each to every subscriber. The buffer
-// and the packet are reused: a packet costs no allocation here.
-func (f *forwarder) forward() {
+// forward reads one layer's packets and writes each to the subscribers that receive that
+// layer. The buffer and the packet are reused: a packet costs no allocation here.
+func (f *forwarder) forward(l *layer) {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	for {
-		n, _, err := f.track.Read(buf)
+		n, _, err := l.track.Read(buf)
 		if err != nil {
 			return
 		}
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
+		l.bytes.Add(uint64(n))
+		l.packets.Add(1)
 		// The publisher's header extensions carry IDs negotiated with the publisher, not
 		// with the subscriber; the subscriber's sender adds its own (transport-wide
 		// sequence numbers).
 		pkt.Header.Extension = false
 		pkt.Header.ExtensionProfile = 0
 		pkt.Header.Extensions = pkt.Header.Extensions[:0]
-		for _, t := range *f.subs.Load() {
-			// WriteRTP sets the subscriber's SSRC and payload type in pkt; an error means that
-			// subscriber's connection is closing, which leave handles.
-			_ = t.WriteRTP(&pkt)
+		if !f.simulcast {
+			for _, d := range *f.subs.Load() {
+				// WriteRTP sets the subscriber's SSRC and payload type in pkt; an error means
+				// that subscriber's connection is closing, which leave handles.
+				_ = d.local.WriteRTP(&pkt)
+			}
+		} else {
+			f.forwardSimulcast(l, &pkt, time.Now().UnixNano())
 		}
 		f.packets.Add(1)
 	}
 }
 
-// keyFrame asks the publisher for a key frame (PLI, RFC 4585 §6.3.1), at most once per
-// interval.
+// forwardSimulcast writes a packet of layer l to the subscribers that receive l, or that
+// switch to l at this packet.
+func (f *forwarder) forwardSimulcast(l *layer, pkt *rtp.Packet, now int64) {
+	seq, ts := pkt.SequenceNumber, pkt.Timestamp
+	key := -1 // whether pkt starts a key frame, once asked
+	for _, d := range *f.subs.Load() {
+		if d.cur.Load() != l {
+			if d.target.Load() != l {
+				continue
+			}
+			if key < 0 {
+				key = 0
+				if vp8KeyFrameStart(pkt.Payload) {
+					key = 1
+				}
+			}
+			if key == 0 {
+				continue
+			}
+		}
+		pkt.SequenceNumber, pkt.Timestamp = seq, ts
+		d.mu.Lock()
+		if d.admit(l, &pkt.Header, key == 1, now) {
+			_ = d.local.WriteRTP(pkt)
+		}
+		d.mu.Unlock()
+	}
+}
+
+// admit decides whether a packet of layer l goes to this subscriber, switching to l if it
+// is the target and the packet starts a key frame, and rewrites its sequence number and
+// timestamp into the subscriber's stream. d.mu is held.
+func (d *downTrack) admit(l *layer, h *rtp.Header, keyFrameStart bool, now int64) bool {
+	if d.current != l {
+		if d.target.Load() != l || !keyFrameStart {
+			return false
+		}
+		d.rw.switchTo(h.SequenceNumber, h.Timestamp, now)
+		d.current = l
+		d.cur.Store(l)
+		d.switches.Add(1)
+	}
+	seq, ts, ok := d.rw.rewrite(h.SequenceNumber, h.Timestamp, now)
+	if !ok {
+		return false
+	}
+	h.SequenceNumber, h.Timestamp = seq, ts
+	return true
+}
+
+// keyFrame asks the publisher for a key frame of every layer a subscriber receives or
+// waits for (of the only layer without simulcast).
 func (f *forwarder) keyFrame() {
+	if !f.simulcast {
+		for _, l := range *f.layers.Load() {
+			f.keyFrameOf(l)
+		}
+		return
+	}
+	for _, d := range *f.subs.Load() {
+		f.keyFrameFor(d)
+	}
+}
+
+// keyFrameFor asks for a key frame of the layer subscriber d waits for, or else the one it
+// receives.
+func (f *forwarder) keyFrameFor(d *downTrack) {
+	if t, c := d.target.Load(), d.cur.Load(); t != nil && t != c {
+		f.keyFrameOf(t)
+	} else if c != nil {
+		f.keyFrameOf(c)
+	}
+}
+
+// keyFrameOf asks the publisher for a key frame of one layer (PLI, RFC 4585 §6.3.1), at
+// most once per interval.
+func (f *forwarder) keyFrameOf(l *layer) {
 	if !f.video {
 		return
 	}
 	now := time.Now().UnixNano()
-	last := f.lastPLI.Load()
-	if now-last < int64(f.interval) || !f.lastPLI.CompareAndSwap(last, now) {
+	last := l.lastPLI.Load()
+	if now-last < int64(f.interval) || !l.lastPLI.CompareAndSwap(last, now) {
 		return
 	}
-	_ = f.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: f.ssrc}})
+	_ = f.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
 }
 
 // readSubscriberRTCP reads what one subscriber sends about this track until its sender
 // stops. A PLI or FIR (RFC 5104 §4.3.1) becomes a key frame request to the publisher; a
 // NACK, which Pion's responder has answered on the way, is counted.
-func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender, nacks *nackCounts) {
+func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender, d *downTrack, nacks *nackCounts) {
 	// A compound RTCP packet goes to every sender whose SSRC it names (in its receiver
 	// reports too): a NACK counts on the sender it is about.
 	var ssrc webrtc.SSRC
@@ -119,7 +261,11 @@ func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender, nacks *nackCoun
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				f.keyFrame()
+				if f.simulcast {
+					f.keyFrameFor(d)
+				} else {
+					f.keyFrame()
+				}
 			case *rtcp.TransportLayerNack:
 				if webrtc.SSRC(p.MediaSSRC) == ssrc {
 					nacks.received.Add(1)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley-rtc/parley/protocol"
@@ -60,6 +61,7 @@ type SFU struct {
 
 	offersSent atomic.Int64
 	nacks      nackCounts
+	bwe        estimators // simulcast.go
 }
 
 // event is one input to the loop: a signaling message, or news from a peer connection.
@@ -83,6 +85,8 @@ type participant struct {
 	neg     negotiator
 	gone    bool
 	pending []webrtc.ICECandidateInit // remote candidates before the remote description
+	// estimator is the bandwidth estimate of what the SFU sends it (simulcast.go).
+	estimator cc.BandwidthEstimator
 
 	published []*forwarder
 	// want is what the participant should receive; subs what its peer connection sends it
@@ -92,7 +96,7 @@ type participant struct {
 }
 
 type subscription struct {
-	local      *webrtc.TrackLocalStaticRTP
+	down       *downTrack
 	sender     *webrtc.RTPSender
 	negotiated bool // an answer has covered it
 }
@@ -118,13 +122,19 @@ func New(cfg Config) (*SFU, error) {
 	// Pion's default interceptors: the NACK responder answers a subscriber's NACK from its
 	// cache of what the SFU sent; before them, the counter of NACKs and retransmissions
 	// (nack.go), so that it is the closest to the network.
+	// Then the bandwidth estimation of what the SFU sends to each participant (simulcast.go).
+	bwe, err := s.bwe.interceptors()
+	if err != nil {
+		return nil, fmt.Errorf("sfu: bandwidth estimation: %w", err)
+	}
 	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: cfg.LoopbackOnly,
-		Interceptors: []interceptor.Factory{nackCounter{&s.nacks}}})
+		Interceptors: append([]interceptor.Factory{nackCounter{&s.nacks}}, bwe...)})
 	if err != nil {
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
 	s.api = api
 	go s.loop()
+	s.spawn(s.allocateLoop)
 	return s, nil
 }
 
@@ -266,7 +276,8 @@ func (s *SFU) join(sessionID, userID string) {
 			Message: fmt.Sprintf("the SFU could not make a peer connection for you: %v", err)})
 		return
 	}
-	p := &participant{id: userID, room: r, pc: pc, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{}}
+	p := &participant{id: userID, room: r, pc: pc, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{},
+		estimator: s.bwe.take()}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		msg := protocol.Candidate{SessionID: sessionID}
 		if c == nil {
@@ -338,7 +349,7 @@ func (s *SFU) leave(sessionID, userID string) {
 func (s *SFU) closeParticipant(p *participant) {
 	p.gone = true
 	for f, sub := range p.subs {
-		f.removeSubscriber(sub.local)
+		f.removeSubscriber(sub.down)
 	}
 	if err := p.pc.Close(); err != nil {
 		s.log.Debug("close peer connection", "user", p.id, "err", err)
@@ -355,22 +366,46 @@ func (s *SFU) published(p *participant, t *webrtc.TrackRemote, rcv *webrtc.RTPRe
 	if id == "" {
 		id = fmt.Sprintf("%s%d", t.Kind(), len(p.published))
 	}
-	f := newForwarder(p.id+"-"+id, p.id, t, p.pc, s.cfg.KeyFrameInterval)
-	p.published = append(p.published, f)
-	s.spawn(f.forward)
-	// Reading the receiver's RTCP lets the interceptors see the publisher's sender reports.
-	s.spawn(func() {
-		for {
-			if _, _, err := rcv.ReadRTCP(); err != nil {
+	id = p.id + "-" + id
+	// Pion reports each simulcast layer as a track of its own (one RID each): the later
+	// layers join the forwarder of the first.
+	if rid := t.RID(); rid != "" {
+		for _, f := range p.published {
+			if f.simulcast && f.id == id {
+				l := f.addLayer(t)
+				s.spawn(func() { f.forward(l) })
+				s.spawn(func() { readPublisherRTCP(rcv, rid) })
+				s.log.Debug("simulcast layer published", "session", p.room.id, "user", p.id, "track", f.id, "rid", rid)
 				return
 			}
 		}
-	})
-	s.log.Debug("track published", "session", p.room.id, "user", p.id, "track", f.id, "codec", t.Codec().MimeType)
+	}
+	f := newForwarder(id, p.id, t, p.pc, s.cfg.KeyFrameInterval)
+	l := f.addLayer(t)
+	p.published = append(p.published, f)
+	s.spawn(func() { f.forward(l) })
+	s.spawn(func() { readPublisherRTCP(rcv, t.RID()) })
+	s.log.Debug("track published", "session", p.room.id, "user", p.id, "track", f.id, "rid", t.RID(), "codec", t.Codec().MimeType)
 	for _, q := range p.room.members {
 		if q != p {
 			q.want[f] = true
 			s.act(q, q.neg.Changed())
+		}
+	}
+}
+
+// readPublisherRTCP reads a receiver's RTCP (of one simulcast layer, when rid is set), so
+// that the interceptors see the publisher's sender reports, until the receiver stops.
+func readPublisherRTCP(rcv *webrtc.RTPReceiver, rid string) {
+	for {
+		var err error
+		if rid != "" {
+			_, _, err = rcv.ReadSimulcastRTCP(rid)
+		} else {
+			_, _, err = rcv.ReadRTCP()
+		}
+		if err != nil {
+			return
 		}
 	}
 }
@@ -488,7 +523,7 @@ func (s *SFU) sync(p *participant) error {
 		if p.want[f] {
 			continue
 		}
-		f.removeSubscriber(sub.local)
+		f.removeSubscriber(sub.down)
 		if err := p.pc.RemoveTrack(sub.sender); err != nil {
 			errs = append(errs, fmt.Errorf("remove track %s: %w", f.id, err))
 		}
@@ -515,11 +550,12 @@ func (s *SFU) sync(p *participant) error {
 			}
 		}
 		sender := tr.Sender()
+		down := newDownTrack(local, f.clockRate)
 		// The subscriber's RTCP: NACKs go to the responder interceptor on the way; PLI and
 		// FIR become a key frame request to the publisher. Ends when the sender stops.
-		s.spawn(func() { f.readSubscriberRTCP(sender, &s.nacks) })
-		f.addSubscriber(local)
-		p.subs[f] = &subscription{local: local, sender: sender}
+		s.spawn(func() { f.readSubscriberRTCP(sender, down, &s.nacks) })
+		f.addSubscriber(down)
+		p.subs[f] = &subscription{down: down, sender: sender}
 	}
 	return errors.Join(errs...)
 }
@@ -555,6 +591,12 @@ type ParticipantStats struct {
 	// Forwarded is how many RTP packets of its tracks were forwarded (once per packet,
 	// whatever the number of subscribers).
 	Forwarded uint64 `json:"forwarded"`
+	// EstimateKbps is the SFU's bandwidth estimate towards it (GCC on TWCC feedback),
+	// kbit/s; Subscriptions what it receives, with simulcast layers; Layers the layers of
+	// what it publishes (simulcast.go).
+	EstimateKbps  int                 `json:"estimate_kbps"`
+	Subscriptions []SubscriptionStats `json:"subscriptions,omitempty"`
+	Layers        []LayerStats        `json:"layers,omitempty"`
 }
 
 // Stats returns the current state.
@@ -572,6 +614,10 @@ func (s *SFU) Stats() Stats {
 			for _, f := range p.published {
 				ps.Forwarded += f.packets.Load()
 			}
+			if p.estimator != nil {
+				ps.EstimateKbps = p.estimator.GetTargetBitrate() / 1000
+			}
+			ps.Subscriptions, ps.Layers = s.subscriptionStats(p), layerStats(p)
 			st.Participants = append(st.Participants, ps)
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/parley-rtc/parley/media"
 	"github.com/parley-rtc/parley/peer"
 	"github.com/parley-rtc/parley/protocol"
+	"github.com/parley-rtc/parley/sfu"
 	"github.com/parley-rtc/parley/sigclient"
 	"github.com/parley-rtc/parley/signaling"
 	"github.com/parley-rtc/parley/web"
@@ -41,6 +42,7 @@ type server struct {
 	URL string
 	sig *signaling.Server
 	srv *httptest.Server
+	sfu *sfu.SFU // in group tests
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

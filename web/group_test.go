@@ -39,6 +39,7 @@ func startGroupServer(t *testing.T) *server {
 	t.Cleanup(func() { media.Close() })
 	srv := startServerWith(t, "", signaling.Config{SFU: media})
 	sig.Store(srv.sig)
+	srv.sfu = media
 	return srv
 }
 
@@ -146,6 +147,44 @@ func TestGroupTabs(t *testing.T) {
 		states[i] = tb.waitGroup(2)
 	}
 	checkParticipants(t, states)
+	// The camera arrives as simulcast: at least one tab's video on two layers or more (how
+	// many Chromium sends depends on the resolution and the CPU it has), and the other tabs
+	// go on decoding what the SFU chose for them.
+	var layers []sfu.LayerStats
+	waitCond(t, 60*time.Second, "a tab's video arriving on two simulcast layers", func() bool {
+		for _, p := range srv.sfu.Stats().Participants {
+			layers = layers[:0]
+			for _, l := range p.Layers {
+				if l.RID != "" && l.Packets > 0 {
+					layers = append(layers, l)
+				}
+			}
+			if len(layers) >= 2 {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("simulcast layers of one tab: %+v", layers)
+	for i, tb := range tabs {
+		before := states[i].Frames
+		tb.waitFor("video frames still decoded", 30*time.Second, func() (bool, string) {
+			gs, err := eval[groupState](tb, groupStateJS)
+			if err != nil {
+				return false, err.Error()
+			}
+			now := gs.Frames
+			if len(now) != len(before) {
+				return false, fmt.Sprintf("frames %v, were %v", now, before)
+			}
+			for j := range now {
+				if now[j] <= before[j] {
+					return false, fmt.Sprintf("frames %v, were %v", now, before)
+				}
+			}
+			return true, ""
+		})
+	}
 	for _, tb := range tabs {
 		if s := tb.state(); s.Chat != "unavailable" {
 			t.Errorf("tab %s: chat is %q in a group call, want unavailable", tb.name, s.Chat)
@@ -236,5 +275,15 @@ func TestGroupMigration(t *testing.T) {
 	checkParticipants(t, states)
 	for _, tb := range []*tab{alice, bob} {
 		tb.checkNotEnded(tb.state())
+	}
+}
+
+// waitCond polls cond every 200 ms until it holds, or fails t after timeout.
+func waitCond(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after %s", what, timeout)
+		}
 	}
 }

@@ -109,7 +109,7 @@ func (g *groupCall) start() error {
 	g.on(pc, "onconnectionstatechange", func(js.Value) { g.onStateChange() })
 	g.on(pc, "ontrack", g.onTrack)
 
-	c.media.addTracks(pc, true)
+	c.media.addTracksTo(pc, true, true)
 	g.me.stream = c.media.stream
 	g.syncTiles()
 	desc, err := call(pc, "createOffer")

@@ -25,7 +25,13 @@ func (c *client) acquireMedia() {
 	}
 	var firstErr error
 	for _, want := range []struct{ video, audio bool }{{true, true}, {false, true}, {true, false}} {
-		stream, err := call(devices, "getUserMedia", map[string]any{"video": want.video, "audio": want.audio})
+		var video any = want.video
+		if want.video {
+			// 720p where the camera has it: Chromium sends three simulcast layers in group
+			// calls only from 960x540 up.
+			video = map[string]any{"width": map[string]any{"ideal": 1280}, "height": map[string]any{"ideal": 720}}
+		}
+		stream, err := call(devices, "getUserMedia", map[string]any{"video": video, "audio": want.audio})
 		if err == nil {
 			c.q.push(func() { c.settleMedia(stream, mediaNote(want.video, want.audio, firstErr)) })
 			return
@@ -82,12 +88,27 @@ func (c *client) settleMedia(stream js.Value, note string) {
 
 // addTracks adds the local tracks to pc. An offerer also adds a receive-only transceiver
 // for each kind it does not send, so that the call carries the peer's media both ways.
-func (m *media) addTracks(pc js.Value, offerer bool) {
+func (m *media) addTracks(pc js.Value, offerer bool) { m.addTracksTo(pc, offerer, false) }
+
+// simulcastEncodings are the camera's layers in a group call (RFC 8853; docs/protocol.md,
+// "Simulcast"): the SFU forwards each participant the one its bandwidth allows. Chromium
+// sends as many as the camera's resolution supports (three from 960x540 up).
+var simulcastEncodings = []any{
+	map[string]any{"rid": "q", "scaleResolutionDownBy": 4, "maxBitrate": 150_000},
+	map[string]any{"rid": "h", "scaleResolutionDownBy": 2, "maxBitrate": 500_000},
+	map[string]any{"rid": "f", "scaleResolutionDownBy": 1, "maxBitrate": 1_500_000},
+}
+
+// addTracksTo adds the local tracks to pc, the camera's as simulcast layers if simulcast.
+func (m *media) addTracksTo(pc js.Value, offerer, simulcast bool) {
 	for _, kt := range []struct {
 		kind  string
 		track js.Value
 	}{{"audio", m.audio}, {"video", m.video}} {
 		switch {
+		case kt.track.Truthy() && kt.kind == "video" && simulcast:
+			pc.Call("addTransceiver", kt.track, map[string]any{"direction": "sendrecv",
+				"streams": []any{m.stream}, "sendEncodings": simulcastEncodings})
 		case kt.track.Truthy():
 			pc.Call("addTrack", kt.track, m.stream)
 		case offerer:
