@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Version is the protocol version the server announces in Welcome. A client that receives
@@ -420,6 +421,23 @@ func CheckName(name string) error {
 		return fmt.Errorf("%w: white space at the start or end (trim it)", ErrBadName)
 	}
 	return nil
+}
+
+// CleanName makes what a person typed into a name CheckName accepts: control characters
+// become spaces, white space at either end goes, and a name over MaxNameLen bytes is cut
+// at the last whole character that fits. Clients call it; the server only checks.
+func CleanName(typed string) string {
+	name := strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(typed, "\uFFFD")))
+	for len(name) > MaxNameLen { // drop whole characters from the end
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return strings.TrimSpace(name)
 }
 
 func checkNameField(field, name string) error {

@@ -635,3 +635,29 @@ func TestCheckName(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanName(t *testing.T) {
+	cases := []struct{ typed, want string }{
+		{"", ""},
+		{"   ", ""},
+		{"  Ada Lovelace\n", "Ada Lovelace"},
+		{"Ada\tLovelace", "Ada Lovelace"},
+		{"Ada\x00\x7f\u0085", "Ada"},
+		{"bad \xff byte", "bad \ufffd byte"},
+		{strings.Repeat("x", 70), strings.Repeat("x", 64)},
+		// 31 "é" (62 bytes) and a 4-byte emoji: the emoji does not fit and goes whole.
+		{strings.Repeat("é", 31) + "🚀", strings.Repeat("é", 31)},
+		{strings.Repeat("é", 32) + "x", strings.Repeat("é", 32)},
+		// A cut that leaves a space at the end trims it too.
+		{strings.Repeat("x", 63) + " yz", strings.Repeat("x", 63)},
+	}
+	for _, c := range cases {
+		got := protocol.CleanName(c.typed)
+		if got != c.want {
+			t.Errorf("CleanName(%q) = %q, want %q", c.typed, got, c.want)
+		}
+		if err := protocol.CheckName(got); err != nil {
+			t.Errorf("CheckName(CleanName(%q)) = %v", c.typed, err)
+		}
+	}
+}
