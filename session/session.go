@@ -281,7 +281,8 @@ func others(s *session, except *user) []string {
 	return ids
 }
 
-// names maps the members of s but except that have a display name to it; nil if none has.
+// names maps the members of s other than except who have a display name to that name;
+// nil if none has one.
 func names(s *session, except *user) map[string]string {
 	var n map[string]string
 	for _, m := range s.members {
