@@ -2,6 +2,7 @@ package peer_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -100,6 +101,16 @@ func TestAbuseBesideACall(t *testing.T) {
 		res := <-calls
 		if res.err != nil || (res.rep.End != "duration" && res.rep.End != "peer_left") || res.rep.VideoFramesReceived < 90 || res.rep.AudioPacketsReceived < 150 {
 			t.Errorf("the call beside the abuse: %v %+v", res.err, res.rep)
+		}
+	}
+}
+
+// TestBadName: a name the server would refuse is refused before anything is dialled.
+func TestBadName(t *testing.T) {
+	for _, name := range []string{" Ada", "Ada\n", strings.Repeat("x", protocol.MaxNameLen+1)} {
+		_, err := peer.Run(context.Background(), peer.Config{Server: "http://127.0.0.1:1", Create: true, Name: name})
+		if !errors.Is(err, protocol.ErrBadName) {
+			t.Errorf("Run with name %q: %v, want an error wrapping ErrBadName", name, err)
 		}
 	}
 }

@@ -3,8 +3,10 @@ package peer_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -50,8 +52,16 @@ type member struct {
 	done   chan result
 }
 
+// memberName is the display name of startGroup's member i; the last one has none.
+func memberName(i, n int) string {
+	if i == n-1 {
+		return ""
+	}
+	return fmt.Sprintf("Member %d", i)
+}
+
 // startGroup starts a host that creates a group session and n-1 clients that join it, each
-// sending real media, and returns them in that order.
+// sending real media and named by memberName, and returns them in that order.
 func startGroup(t *testing.T, ctx context.Context, server string, n int) []*member {
 	t.Helper()
 	ivf, ogg, webm := load(t, "chrome-vp8.ivf"), load(t, "chrome-opus.ogg"), load(t, "chrome-vp8-opus.webm")
@@ -60,7 +70,7 @@ func startGroup(t *testing.T, ctx context.Context, server string, n int) []*memb
 	members := make([]*member, n)
 	for i := range members {
 		cfg := peer.Config{Server: server, LoopbackOnly: true, Logger: quietLogger(),
-			ConnectTimeout: 45 * time.Second}
+			ConnectTimeout: 45 * time.Second, Name: memberName(i, n)}
 		if i%2 == 0 {
 			cfg.Video, cfg.Audio = ivf.Video, ogg.Audio
 		} else {
@@ -142,6 +152,30 @@ func byParticipant(rep peer.Report) map[string]*received {
 	return out
 }
 
+// checkNames checks that member i of n knows the names of the others who have one, and
+// that its report names each remote track's participant by that name.
+func checkNames(t *testing.T, i, n int, rep peer.Report) {
+	t.Helper()
+	var want []string
+	for j := range n {
+		if name := memberName(j, n); j != i && name != "" {
+			want = append(want, name)
+		}
+	}
+	got := slices.Sorted(maps.Values(rep.Names))
+	if !slices.Equal(got, want) {
+		t.Errorf("participant %d knows the names %q, want %q", i, got, want)
+	}
+	for _, tr := range rep.RemoteTracks {
+		if tr.Name != rep.Names[tr.Participant] {
+			t.Errorf("participant %d: remote track %+v, want the name %q", i, tr, rep.Names[tr.Participant])
+		}
+	}
+	if unnamed := slices.IndexFunc(rep.RemoteTracks, func(tr peer.RemoteTrack) bool { return tr.Name == "" }); i != n-1 && unnamed < 0 {
+		t.Errorf("participant %d: no remote track without a name, but member %d has none: %+v", i, n-1, rep.RemoteTracks)
+	}
+}
+
 // The thresholds are far below what 4 s of media bring (about 120 frames and 200 audio
 // packets per participant), so a loaded machine passes; a track that is not forwarded
 // at all fails.
@@ -178,6 +212,7 @@ func TestGroupCall(t *testing.T) {
 				if len(got) != n-1 {
 					t.Errorf("participant %d received from %d participants, want %d: %+v", i, len(got), n-1, r.rep.RemoteTracks)
 				}
+				checkNames(t, i, n, r.rep)
 				for from, rc := range got {
 					t.Logf("participant %d from %s: %d video frames, %d audio packets", i, from[:6], rc.video, rc.audio)
 					if rc.tracks != 2 || rc.video < minFrames || rc.audio < minAudio {

@@ -34,6 +34,9 @@ type Config struct {
 	Password string
 	// Token is a signed join token for the session to join (see package jointoken).
 	Token string
+	// Name is this participant's display name for the others: trimmed, at most
+	// protocol.MaxNameLen bytes, no control characters (protocol.CheckName); "" for none.
+	Name string
 
 	Video, Audio *media.Stream // what to send, looped; nil sends nothing of that kind
 	// Simulcast, if set, is sent instead of Video: the layers of one video (RFC 8853), each
@@ -74,6 +77,9 @@ type Report struct {
 	// RemoteTracks counts what arrived on each remote track, in the order they arrived; the
 	// totals above are their sums.
 	RemoteTracks []RemoteTrack `json:"remote_tracks,omitempty"`
+	// Names are the display names of the remote participants who gave one, by user ID, as
+	// the server told them (joined, peer_joined); kept after a participant leaves.
+	Names map[string]string `json:"names,omitempty"`
 	// LocalCandidateType and RemoteCandidateType are the types of the selected ICE
 	// candidate pair (RFC 8445 §5.1.1): "host", "srflx", "prflx" or "relay".
 	LocalCandidateType  string  `json:"local_candidate_type,omitempty"`
@@ -89,7 +95,9 @@ type Report struct {
 type RemoteTrack struct {
 	// Participant is the track's stream ID: in a group session, the user ID of the
 	// participant who publishes it.
-	Participant  string `json:"participant"`
+	Participant string `json:"participant"`
+	// Name is that participant's display name, if it gave one.
+	Name         string `json:"name,omitempty"`
 	Kind         string `json:"kind"` // "video" or "audio"
 	VideoFrames  int64  `json:"video_frames"`
 	AudioPackets int64  `json:"audio_packets"`
@@ -130,8 +138,9 @@ type call struct {
 
 	session string
 	role    string
-	group   bool   // a group session: the one negotiation is with the SFU
-	remote  string // the other peer's user ID, or protocol.ServerPeer in a group
+	names   map[string]string // remote participants' display names, by user ID
+	group   bool              // a group session: the one negotiation is with the SFU
+	remote  string            // the other peer's user ID, or protocol.ServerPeer in a group
 	pc      *webrtc.PeerConnection
 	pending []webrtc.ICECandidateInit // remote candidates that came before the remote description
 
@@ -188,6 +197,9 @@ type remoteTrack struct {
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Create == (cfg.Join != "") {
 		return Report{}, errors.New("peer: set exactly one of Create and Join")
+	}
+	if err := protocol.CheckName(cfg.Name); err != nil {
+		return Report{}, fmt.Errorf("peer: name %q: %w", cfg.Name, err)
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 30 * time.Second
@@ -250,14 +262,28 @@ func (c *call) report(end string, err error) Report {
 	c.mu.Lock()
 	for _, t := range c.tracks {
 		t.mu.Lock()
-		r.RemoteTracks = append(r.RemoteTracks, RemoteTrack{Participant: t.participant, Kind: t.kind,
+		r.RemoteTracks = append(r.RemoteTracks, RemoteTrack{Participant: t.participant, Name: c.names[t.participant], Kind: t.kind,
 			VideoFrames: t.frames.Load(), AudioPackets: t.packets.Load(), Ended: t.ended.Load(),
 			VideoPackets: t.seq.packets, MaxSeqJump: t.seq.maxJump, TimestampBackwards: t.seq.tsBack,
 			KeyFrameWidths: slices.Clone(t.widths)})
 		t.mu.Unlock()
 	}
 	c.mu.Unlock()
+	if len(c.names) > 0 {
+		r.Names = c.names
+	}
 	return r
+}
+
+// noteName remembers a remote participant's display name.
+func (c *call) noteName(id, name string) {
+	if name == "" {
+		return
+	}
+	if c.names == nil {
+		c.names = make(map[string]string)
+	}
+	c.names[id] = name
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -293,10 +319,11 @@ func (c *call) run(ctx context.Context) (string, error) {
 
 	if c.cfg.Create {
 		c.role = roleHost
-		err = sig.Send(ctx, protocol.CreateSession{Password: c.cfg.Password, Group: c.cfg.Group})
+		err = sig.Send(ctx, protocol.CreateSession{Password: c.cfg.Password, Group: c.cfg.Group, Name: c.cfg.Name})
 	} else {
 		c.role = roleGuest
-		err = sig.Send(ctx, protocol.JoinSession{SessionID: c.cfg.Join, Password: c.cfg.Password, Token: c.cfg.Token})
+		err = sig.Send(ctx, protocol.JoinSession{SessionID: c.cfg.Join, Password: c.cfg.Password, Token: c.cfg.Token,
+			Name: c.cfg.Name})
 	}
 	if err != nil {
 		return "error", err
@@ -387,6 +414,9 @@ func (c *call) handle(m protocol.Message) (string, error) {
 		}
 	case protocol.Joined:
 		c.session = m.SessionID
+		for id, name := range m.Names {
+			c.noteName(id, name)
+		}
 		if c.cfg.OnSession != nil {
 			c.cfg.OnSession(m.SessionID)
 		}
@@ -401,8 +431,9 @@ func (c *call) handle(m protocol.Message) (string, error) {
 	case protocol.JoinError:
 		return "error", fmt.Errorf("%w %q: %s (%s)", ErrJoin, m.SessionID, m.Message, m.Code)
 	case protocol.PeerJoined:
+		c.noteName(m.PeerID, m.Name)
 		if c.group {
-			c.log.Debug("participant joined", "peer", m.PeerID)
+			c.log.Debug("participant joined", "peer", m.PeerID, "name", m.Name)
 			return "", nil
 		}
 		if c.pc != nil {

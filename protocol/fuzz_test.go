@@ -71,3 +71,20 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCleanName: whatever a person types, CleanName makes a name the server accepts, and
+// cleaning it again changes nothing.
+func FuzzCleanName(f *testing.F) {
+	for _, s := range []string{"", " Ada ", "a\tb", "\xff\xfe", "é🚀\u0085\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, typed string) {
+		name := protocol.CleanName(typed)
+		if err := protocol.CheckName(name); err != nil {
+			t.Fatalf("CheckName(CleanName(%q)) = %v (name %q)", typed, err, name)
+		}
+		if again := protocol.CleanName(name); again != name {
+			t.Fatalf("CleanName is not idempotent on %q: %q, then %q", typed, name, again)
+		}
+	})
+}

@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Version is the protocol version the server announces in Welcome. A client that receives
@@ -22,6 +25,9 @@ const MaxMessageSize = 64 << 10
 // member sends its offer, answer and candidates with To set to ServerPeer, and those the
 // server sends come with From set to it. No user ID is ever ServerPeer.
 const ServerPeer = "sfu"
+
+// MaxNameLen is the longest display name, in bytes of UTF-8 (see CheckName).
+const MaxNameLen = 64
 
 // Message types, the value of every message's "type" field.
 const (
@@ -110,10 +116,12 @@ type Welcome struct {
 // CreateSession asks the server for a new session with the sender as its host. With a
 // Password, only joins that give the same password (or a valid token) are let in. With
 // Group, the session is a group call: every member negotiates one peer connection with the
-// server's SFU (ServerPeer) instead of one with each other member.
+// server's SFU (ServerPeer) instead of one with each other member. Name is the sender's
+// display name for the others in the session, empty for none (see CheckName).
 type CreateSession struct {
 	Password string `json:"password,omitempty"`
 	Group    bool   `json:"group,omitempty"`
+	Name     string `json:"name,omitempty"`
 }
 
 // SessionReady answers CreateSession: the session exists and the sender is its host. Group
@@ -126,20 +134,25 @@ type SessionReady struct {
 // JoinSession asks to join an existing session as a guest. Password is the session's
 // password, if it has one. Token is a signed join token (a JWT, RFC 7519, signed HS256 with
 // the server's token secret, whose "session" claim is SessionID and whose "exp" has not
-// passed); a valid token admits without the password.
+// passed); a valid token admits without the password. Name is the sender's display name,
+// as in CreateSession.
 type JoinSession struct {
 	SessionID string `json:"session_id"`
 	Password  string `json:"password,omitempty"`
 	Token     string `json:"token,omitempty"`
+	Name      string `json:"name,omitempty"`
 }
 
 // Joined answers JoinSession: the sender is in the session. Peers lists the user IDs
 // already there; in a two-person session they will send the offer. Group says it is a group
 // session: the newcomer offers to ServerPeer at once, and Peers is only who is there.
+// Names maps the user IDs in Peers to their display names; members without a name are not
+// in it, and it is nil (absent on the wire) when none has one.
 type Joined struct {
-	SessionID string   `json:"session_id"`
-	Peers     []string `json:"peers"`
-	Group     bool     `json:"group,omitempty"`
+	SessionID string            `json:"session_id"`
+	Peers     []string          `json:"peers"`
+	Group     bool              `json:"group,omitempty"`
+	Names     map[string]string `json:"names,omitempty"`
 }
 
 // JoinError answers a JoinSession that failed; Code is JoinUnknown, JoinFull or JoinClosed.
@@ -155,10 +168,11 @@ type LeaveSession struct {
 }
 
 // PeerJoined tells a session's members that a peer joined. A member that receives it sends
-// that peer an offer.
+// that peer an offer. Name is the peer's display name, empty if it gave none.
 type PeerJoined struct {
 	SessionID string `json:"session_id"`
 	PeerID    string `json:"peer_id"`
+	Name      string `json:"name,omitempty"`
 }
 
 // PeerLeft tells a session's members that a peer left, hung up or lost its connection.
@@ -336,6 +350,9 @@ func deref(m Message) Message {
 	case *JoinSession:
 		return *p
 	case *Joined:
+		if len(p.Names) == 0 {
+			p.Names = nil // "names":{} and no names are the same, and encode the same
+		}
 		return *p
 	case *JoinError:
 		return *p
@@ -383,6 +400,53 @@ func checkID(field, v string, required bool) error {
 	return nil
 }
 
+// ErrBadName is wrapped by CheckName's errors.
+var ErrBadName = errors.New("bad display name")
+
+// CheckName reports whether name may be a display name: at most MaxNameLen bytes of UTF-8,
+// no control characters (Unicode category Cc: C0, DEL, C1; a name is one line of plain
+// text) and no white space at either end (a client trims what a person typed, so that a
+// name is never blank). The empty name, meaning "no name", passes. Decode has already
+// turned invalid UTF-8 into U+FFFD. The error wraps ErrBadName.
+func CheckName(name string) error {
+	if len(name) > MaxNameLen {
+		return fmt.Errorf("%w: %d bytes long, over %d", ErrBadName, len(name), MaxNameLen)
+	}
+	for i, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: control character %U at byte %d", ErrBadName, r, i)
+		}
+	}
+	if strings.TrimSpace(name) != name {
+		return fmt.Errorf("%w: white space at the start or end (trim it)", ErrBadName)
+	}
+	return nil
+}
+
+// CleanName makes what a person typed into a name CheckName accepts: control characters
+// become spaces, white space at either end goes, and a name over MaxNameLen bytes is cut
+// at the last whole character that fits. Clients call it; the server only checks.
+func CleanName(typed string) string {
+	name := strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(typed, "\uFFFD")))
+	for len(name) > MaxNameLen { // drop whole characters from the end
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return strings.TrimSpace(name)
+}
+
+func checkNameField(field, name string) error {
+	if err := CheckName(name); err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	return nil
+}
+
 func validate(m Message) error {
 	switch v := m.(type) {
 	case Welcome:
@@ -393,6 +457,7 @@ func validate(m Message) error {
 		if len(v.Password) > maxSecretLen {
 			return fmt.Errorf("password is %d bytes long, over %d", len(v.Password), maxSecretLen)
 		}
+		return checkNameField("name", v.Name)
 	case JoinSession:
 		if len(v.Password) > maxSecretLen {
 			return fmt.Errorf("password is %d bytes long, over %d", len(v.Password), maxSecretLen)
@@ -400,8 +465,19 @@ func validate(m Message) error {
 		if len(v.Token) > maxTokenLen {
 			return fmt.Errorf("token is %d bytes long, over %d", len(v.Token), maxTokenLen)
 		}
+		if err := checkNameField("name", v.Name); err != nil {
+			return err
+		}
 		return checkID("session_id", v.SessionID, true)
 	case Joined:
+		for id, name := range v.Names {
+			if err := checkID("a user ID in names", id, true); err != nil {
+				return err
+			}
+			if err := checkNameField(fmt.Sprintf("names[%q]", id), name); err != nil {
+				return err
+			}
+		}
 		return checkID("session_id", v.SessionID, true)
 	case JoinError:
 		if err := checkID("session_id", v.SessionID, false); err != nil {
@@ -416,6 +492,9 @@ func validate(m Message) error {
 		return checkID("session_id", v.SessionID, true)
 	case PeerJoined:
 		if err := checkID("session_id", v.SessionID, true); err != nil {
+			return err
+		}
+		if err := checkNameField("name", v.Name); err != nil {
 			return err
 		}
 		return checkID("peer_id", v.PeerID, true)

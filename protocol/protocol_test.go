@@ -69,13 +69,13 @@ var wireCases = []wireCase{
 	},
 	{
 		name: "create_session",
-		msg:  protocol.CreateSession{Password: "open sesame", Group: true},
-		wire: `{"type":"create_session","password":"open sesame","group":true}`,
+		msg:  protocol.CreateSession{Password: "open sesame", Group: true, Name: "Ada Lovelace"},
+		wire: `{"type":"create_session","password":"open sesame","group":true,"name":"Ada Lovelace"}`,
 	},
 	{
 		name: "create_session for a two-person call",
 		msg:  protocol.CreateSession{},
-		zero: []string{"Password", "Group"},
+		zero: []string{"Password", "Group", "Name"},
 		wire: `{"type":"create_session"}`,
 	},
 	{
@@ -91,18 +91,28 @@ var wireCases = []wireCase{
 	},
 	{
 		name: "join_session",
-		msg:  protocol.JoinSession{SessionID: session, Password: "open sesame", Token: "eyJhbGciOiJIUzI1NiJ9.e30.sig"},
-		wire: `{"type":"join_session","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","password":"open sesame","token":"eyJhbGciOiJIUzI1NiJ9.e30.sig"}`,
+		msg: protocol.JoinSession{SessionID: session, Password: "open sesame", Token: "eyJhbGciOiJIUzI1NiJ9.e30.sig",
+			Name: "Zoë <Grace> & Co"},
+		wire: `{"type":"join_session","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","password":"open sesame","token":"eyJhbGciOiJIUzI1NiJ9.e30.sig","name":"Zoë <Grace> & Co"}`,
+	},
+	{
+		name: "join_session without a name",
+		msg:  protocol.JoinSession{SessionID: session},
+		zero: []string{"Password", "Token", "Name"},
+		wire: `{"type":"join_session","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg"}`,
 	},
 	{
 		name: "joined",
-		msg:  protocol.Joined{SessionID: session, Peers: []string{userA, userB}, Group: true},
-		wire: `{"type":"joined","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","peers":["Yq3n0c2bJ5mG8Jx1rX9a2w","k3QzP0sVb7tLwE4nH6uR1A"],"group":true}`,
+		msg: protocol.Joined{SessionID: session, Peers: []string{userA, userB}, Group: true,
+			Names: map[string]string{userB: "Grace", userA: "Ada"}},
+		// Names' keys are sorted on the wire, whatever the order of Peers.
+		wire: `{"type":"joined","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","peers":["Yq3n0c2bJ5mG8Jx1rX9a2w","k3QzP0sVb7tLwE4nH6uR1A"],"group":true,` +
+			`"names":{"Yq3n0c2bJ5mG8Jx1rX9a2w":"Ada","k3QzP0sVb7tLwE4nH6uR1A":"Grace"}}`,
 	},
 	{
 		name: "joined a two-person call",
 		msg:  protocol.Joined{SessionID: session, Peers: []string{userA}},
-		zero: []string{"Group"},
+		zero: []string{"Group", "Names"},
 		wire: `{"type":"joined","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","peers":["Yq3n0c2bJ5mG8Jx1rX9a2w"]}`,
 	},
 	{
@@ -122,7 +132,13 @@ var wireCases = []wireCase{
 	},
 	{
 		name: "peer_joined",
+		msg:  protocol.PeerJoined{SessionID: session, PeerID: userB, Name: "Grace"},
+		wire: `{"type":"peer_joined","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","peer_id":"k3QzP0sVb7tLwE4nH6uR1A","name":"Grace"}`,
+	},
+	{
+		name: "peer_joined without a name",
 		msg:  protocol.PeerJoined{SessionID: session, PeerID: userB},
+		zero: []string{"Name"},
 		wire: `{"type":"peer_joined","session_id":"c8Uu4s0Nf2oR5pXq1Wm7Zg","peer_id":"k3QzP0sVb7tLwE4nH6uR1A"}`,
 	},
 	{
@@ -404,6 +420,15 @@ func TestDecodeAccepts(t *testing.T) {
 		{"64-byte peer_id", `{"type":"peer_left","session_id":"s","peer_id":"` + id(64) + `"}`,
 			protocol.PeerLeft{SessionID: "s", PeerID: id(64)}},
 		{"unknown error code", `{"type":"error","code":"from_the_future"}`, protocol.Error{Code: "from_the_future"}},
+		{"64-byte name", `{"type":"create_session","name":"` + strings.Repeat("é", 32) + `"}`,
+			protocol.CreateSession{Name: strings.Repeat("é", 32)}},
+		{"name with inner spaces, emoji and right-to-left text", `{"type":"join_session","session_id":"s","name":"Ada  L. 🚀 שלום"}`,
+			protocol.JoinSession{SessionID: "s", Name: "Ada  L. 🚀 שלום"}},
+		{"empty name is no name", `{"type":"create_session","name":""}`, protocol.CreateSession{}},
+		{"empty names object", `{"type":"joined","session_id":"s","peers":["a"],"names":{}}`,
+			protocol.Joined{SessionID: "s", Peers: []string{"a"}}},
+		{"null names", `{"type":"joined","session_id":"s","peers":["a"],"names":null}`,
+			protocol.Joined{SessionID: "s", Peers: []string{"a"}}},
 		{"newer protocol version", `{"type":"welcome","user_id":"u","protocol_version":2,"ice_servers":null}`,
 			protocol.Welcome{UserID: "u", ProtocolVersion: 2}},
 	}
@@ -522,6 +547,24 @@ func TestDecodeRejects(t *testing.T) {
 		{"long to in candidate", `{"type":"candidate","session_id":"s","to":"` + id(65) + `","end_of_candidates":true}`, bad, "candidate", "to is 65 bytes"},
 		{"long multi-byte ID", `{"type":"join_session","session_id":"` + strings.Repeat("é", 33) + `"}`, bad, "join_session", "66 bytes"},
 
+		// Display names.
+		{"long name", `{"type":"create_session","name":"` + id(65) + `"}`, bad, "create_session", "name: bad display name: 65 bytes long, over 64"},
+		{"long multi-byte name", `{"type":"join_session","session_id":"s","name":"` + strings.Repeat("é", 33) + `"}`, bad, "join_session", "66 bytes long"},
+		{"name with a newline", `{"type":"join_session","session_id":"s","name":"Ada\nLovelace"}`, bad, "join_session", "control character U+000A"},
+		{"name with a NUL", `{"type":"create_session","name":"Ada\u0000"}`, bad, "create_session", "control character U+0000"},
+		{"name with DEL", `{"type":"create_session","name":"Ada\u007f"}`, bad, "create_session", "control character U+007F"},
+		{"name with a C1 control", `{"type":"create_session","name":"Ada\u0085"}`, bad, "create_session", "control character U+0085"},
+		{"name with a tab", `{"type":"create_session","name":"A\tB"}`, bad, "create_session", "control character U+0009"},
+		{"name with a leading space", `{"type":"join_session","session_id":"s","name":" Ada"}`, bad, "join_session", "white space"},
+		{"name of spaces", `{"type":"join_session","session_id":"s","name":"   "}`, bad, "join_session", "white space"},
+		{"name with a trailing no-break space", `{"type":"create_session","name":"Ada\u00a0"}`, bad, "create_session", "white space"},
+		{"name a number", `{"type":"create_session","name":7}`, bad, "create_session", "name"},
+		{"bad name in peer_joined", `{"type":"peer_joined","session_id":"s","peer_id":"p","name":"a\rb"}`, bad, "peer_joined", "control character"},
+		{"bad name in joined", `{"type":"joined","session_id":"s","peers":["p"],"names":{"p":"` + id(65) + `"}}`, bad, "joined", `names["p"]: bad display name`},
+		{"long user ID in names", `{"type":"joined","session_id":"s","names":{"` + id(65) + `":"Ada"}}`, bad, "joined", "a user ID in names is 65 bytes"},
+		{"empty user ID in names", `{"type":"joined","session_id":"s","names":{"":"Ada"}}`, bad, "joined", "a user ID in names is missing"},
+		{"names an array", `{"type":"joined","session_id":"s","names":["Ada"]}`, bad, "joined", "names"},
+
 		// Fields of the wrong JSON type.
 		{"session_id is a number", `{"type":"join_session","session_id":7}`, bad, "join_session", "session_id"},
 		{"session_id is an object", `{"type":"leave_session","session_id":{}}`, bad, "leave_session", "session_id"},
@@ -576,5 +619,45 @@ func TestDecodeErrorMessage(t *testing.T) {
 	errors.As(err, &de)
 	if de.Err == nil || !errors.Is(err, de.Err) {
 		t.Errorf("the cause %v is not reachable with errors.Is", de.Err)
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	for _, ok := range []string{"", "Ada", "Ada Lovelace", strings.Repeat("x", protocol.MaxNameLen), "李小龍", "👩🏽‍💻 dev"} {
+		if err := protocol.CheckName(ok); err != nil {
+			t.Errorf("CheckName(%q) = %v, want nil", ok, err)
+		}
+	}
+	for _, bad := range []string{strings.Repeat("x", protocol.MaxNameLen+1), "a\x1bb", "a\x00", " a", "a\n", "\u3000a"} {
+		err := protocol.CheckName(bad)
+		if !errors.Is(err, protocol.ErrBadName) {
+			t.Errorf("CheckName(%q) = %v, want an error wrapping ErrBadName", bad, err)
+		}
+	}
+}
+
+func TestCleanName(t *testing.T) {
+	cases := []struct{ typed, want string }{
+		{"", ""},
+		{"   ", ""},
+		{"  Ada Lovelace\n", "Ada Lovelace"},
+		{"Ada\tLovelace", "Ada Lovelace"},
+		{"Ada\x00\x7f\u0085", "Ada"},
+		{"bad \xff byte", "bad \ufffd byte"},
+		{strings.Repeat("x", 70), strings.Repeat("x", 64)},
+		// 31 "é" (62 bytes) and a 4-byte emoji: the emoji does not fit and goes whole.
+		{strings.Repeat("é", 31) + "🚀", strings.Repeat("é", 31)},
+		{strings.Repeat("é", 32) + "x", strings.Repeat("é", 32)},
+		// A cut that leaves a space at the end trims it too.
+		{strings.Repeat("x", 63) + " yz", strings.Repeat("x", 63)},
+	}
+	for _, c := range cases {
+		got := protocol.CleanName(c.typed)
+		if got != c.want {
+			t.Errorf("CleanName(%q) = %q, want %q", c.typed, got, c.want)
+		}
+		if err := protocol.CheckName(got); err != nil {
+			t.Errorf("CheckName(CleanName(%q)) = %v", c.typed, err)
+		}
 	}
 }

@@ -56,6 +56,9 @@ type Core struct {
 type user struct {
 	id      string
 	session *session // nil while in no session
+	// name is the display name given with the create or join that put the user in its
+	// session ("" for none); the others hear it in PeerJoined and Joined.
+	name string
 }
 
 type session struct {
@@ -133,9 +136,9 @@ func (c *Core) Handle(userID string, m protocol.Message) []Out {
 	case protocol.Pong:
 		return nil
 	case protocol.CreateSession:
-		return c.create(u, m.Password, m.Group)
+		return c.create(u, m.Password, m.Group, m.Name)
 	case protocol.JoinSession:
-		return c.join(u, m.SessionID, m.Password, false)
+		return c.join(u, m.SessionID, m.Password, m.Name, false)
 	case protocol.LeaveSession:
 		if u.session == nil || u.session.id != m.SessionID {
 			return notIn(u, m.Type(), m.SessionID)
@@ -165,17 +168,18 @@ func busy(u *user, typ string) []Out {
 		Message: fmt.Sprintf("%s: you are already in session %q; leave it first", typ, u.session.id)})
 }
 
-// JoinWithToken joins userID to sessionID as Handle does for a JoinSession, but without the
-// session's password: the shell calls it once it has verified a join token for that session.
-func (c *Core) JoinWithToken(userID, sessionID string) []Out {
+// JoinWithToken joins userID to sessionID, with display name name, as Handle does for a
+// JoinSession, but without the session's password: the shell calls it once it has verified
+// a join token for that session.
+func (c *Core) JoinWithToken(userID, sessionID, name string) []Out {
 	u := c.users[userID]
 	if u == nil {
 		return nil
 	}
-	return c.join(u, sessionID, "", true)
+	return c.join(u, sessionID, "", name, true)
 }
 
-func (c *Core) create(u *user, password string, group bool) []Out {
+func (c *Core) create(u *user, password string, group bool, name string) []Out {
 	if u.session != nil {
 		return busy(u, protocol.TypeCreateSession)
 	}
@@ -194,7 +198,7 @@ func (c *Core) create(u *user, password string, group bool) []Out {
 	}
 	s.members = append(s.members, u)
 	c.sessions[id] = s
-	u.session = s
+	u.session, u.name = s, name
 	out := reply(u, protocol.SessionReady{SessionID: id, Group: group})
 	if group {
 		out = append(out, Out{To: protocol.ServerPeer, Msg: protocol.PeerJoined{SessionID: id, PeerID: u.id}})
@@ -209,10 +213,12 @@ func (c *Core) maxPeers(group bool) int {
 	return c.cfg.MaxPeers
 }
 
-func (c *Core) join(u *user, id, password string, viaToken bool) []Out {
+func (c *Core) join(u *user, id, password, name string, viaToken bool) []Out {
 	if u.session != nil {
 		if u.session.id == id {
-			return reply(u, protocol.Joined{SessionID: id, Peers: others(u.session, u), Group: u.session.group})
+			// The others were told this user's name when it joined; it stays.
+			return reply(u, protocol.Joined{SessionID: id, Peers: others(u.session, u),
+				Group: u.session.group, Names: names(u.session, u)})
 		}
 		return busy(u, protocol.TypeJoinSession)
 	}
@@ -246,15 +252,16 @@ func (c *Core) join(u *user, id, password string, viaToken bool) []Out {
 			out = append(out, Out{To: protocol.ServerPeer, Msg: protocol.PeerJoined{SessionID: id, PeerID: m.id}})
 		}
 	}
-	out = append(out, Out{To: u.id, Msg: protocol.Joined{SessionID: id, Peers: others(s, nil), Group: s.group}})
+	out = append(out, Out{To: u.id, Msg: protocol.Joined{SessionID: id, Peers: others(s, nil), Group: s.group,
+		Names: names(s, nil)}})
 	for _, m := range s.members {
-		out = append(out, Out{To: m.id, Msg: protocol.PeerJoined{SessionID: id, PeerID: u.id}})
+		out = append(out, Out{To: m.id, Msg: protocol.PeerJoined{SessionID: id, PeerID: u.id, Name: name}})
 	}
 	if s.group {
 		out = append(out, Out{To: protocol.ServerPeer, Msg: protocol.PeerJoined{SessionID: id, PeerID: u.id}})
 	}
 	s.members = append(s.members, u)
-	u.session = s
+	u.session, u.name = s, name
 	return out
 }
 
@@ -274,13 +281,28 @@ func others(s *session, except *user) []string {
 	return ids
 }
 
+// names maps the members of s other than except who have a display name to that name;
+// nil if none has one.
+func names(s *session, except *user) map[string]string {
+	var n map[string]string
+	for _, m := range s.members {
+		if m != except && m.name != "" {
+			if n == nil {
+				n = make(map[string]string, len(s.members))
+			}
+			n[m.id] = m.name
+		}
+	}
+	return n
+}
+
 // leave takes u out of its session, ending the session when it empties.
 func (c *Core) leave(u *user) []Out {
 	s := u.session
 	if s == nil {
 		return nil
 	}
-	u.session = nil
+	u.session, u.name = nil, ""
 	for i, m := range s.members {
 		if m == u {
 			s.members = append(s.members[:i], s.members[i+1:]...)

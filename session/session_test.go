@@ -854,16 +854,127 @@ func TestPasswords(t *testing.T) {
 	})
 	// A verified token admits without the password; it does not admit past a full session
 	// or into one that does not exist.
-	if got, want := c.JoinWithToken("u3", "u4"), []session.Out{
+	if got, want := c.JoinWithToken("u3", "u4", "Carol"), []session.Out{
 		to("u3", protocol.Joined{SessionID: "u4", Peers: []string{"u1"}}),
-		to("u1", protocol.PeerJoined{SessionID: "u4", PeerID: "u3"}),
+		to("u1", protocol.PeerJoined{SessionID: "u4", PeerID: "u3", Name: "Carol"}),
 	}; !sameOut(got, want) {
 		t.Errorf("JoinWithToken:\ngot\n%swant\n%s", format(got), format(want))
 	}
-	if got, want := c.JoinWithToken("u2", "u4"), []session.Out{joinError("u2", "u4", protocol.JoinFull)}; !sameOut(got, want) {
+	if got, want := c.JoinWithToken("u2", "u4", ""), []session.Out{joinError("u2", "u4", protocol.JoinFull)}; !sameOut(got, want) {
 		t.Errorf("JoinWithToken into a full session:\ngot\n%swant\n%s", format(got), format(want))
 	}
-	if got := c.JoinWithToken("nobody", "u4"); got != nil {
+	if got := c.JoinWithToken("nobody", "u4", ""); got != nil {
 		t.Errorf("JoinWithToken for an unknown user: %s", format(got))
+	}
+}
+
+// TestNames: a member's display name, given with its create or join, reaches the others in
+// peer_joined and newcomers in joined's names; members without one are left out of names,
+// and the SFU is not told names. A name lasts as long as the membership it came with.
+func TestNames(t *testing.T) {
+	cases := []struct {
+		name   string
+		groups bool
+		events []event
+	}{
+		{
+			name: "two-person call: each hears the other's name",
+			events: []event{
+				connect("u1", welcome("u1")),
+				connect("u2", welcome("u2")),
+				send("u1", protocol.CreateSession{Name: "Ada"}, to("u1", protocol.SessionReady{SessionID: "u3"})),
+				send("u2", protocol.JoinSession{SessionID: "u3", Name: "Grace Hopper"},
+					to("u2", protocol.Joined{SessionID: "u3", Peers: []string{"u1"}, Names: map[string]string{"u1": "Ada"}}),
+					to("u1", protocol.PeerJoined{SessionID: "u3", PeerID: "u2", Name: "Grace Hopper"})),
+				// Asking to join again answers with the same names, and a new name is ignored:
+				// the others were told the first.
+				send("u2", protocol.JoinSession{SessionID: "u3", Name: "Someone else"},
+					to("u2", protocol.Joined{SessionID: "u3", Peers: []string{"u1"}, Names: map[string]string{"u1": "Ada"}})),
+				send("u1", protocol.JoinSession{SessionID: "u3"},
+					to("u1", protocol.Joined{SessionID: "u3", Peers: []string{"u2"}, Names: map[string]string{"u2": "Grace Hopper"}})),
+			},
+		},
+		{
+			name: "a member without a name is left out of names",
+			events: []event{
+				connect("u1", welcome("u1")),
+				connect("u2", welcome("u2")),
+				send("u1", protocol.CreateSession{}, to("u1", protocol.SessionReady{SessionID: "u3"})),
+				send("u2", protocol.JoinSession{SessionID: "u3", Name: "Grace"},
+					to("u2", protocol.Joined{SessionID: "u3", Peers: []string{"u1"}}),
+					to("u1", protocol.PeerJoined{SessionID: "u3", PeerID: "u2", Name: "Grace"})),
+			},
+		},
+		{
+			name:   "group: the newcomer gets the names of those there; the SFU gets none",
+			groups: true,
+			events: []event{
+				connect("u1", welcome("u1")),
+				connect("u2", welcome("u2")),
+				connect("u3", welcome("u3")),
+				connect("u4", welcome("u4")),
+				send("u1", protocol.CreateSession{Group: true, Name: "Ada"},
+					to("u1", protocol.SessionReady{SessionID: "u5", Group: true}),
+					to(sfu, protocol.PeerJoined{SessionID: "u5", PeerID: "u1"})),
+				send("u2", protocol.JoinSession{SessionID: "u5"},
+					to("u2", protocol.Joined{SessionID: "u5", Peers: []string{"u1"}, Group: true, Names: map[string]string{"u1": "Ada"}}),
+					to("u1", protocol.PeerJoined{SessionID: "u5", PeerID: "u2"}),
+					to(sfu, protocol.PeerJoined{SessionID: "u5", PeerID: "u2"})),
+				send("u3", protocol.JoinSession{SessionID: "u5", Name: "李小龍"},
+					to("u3", protocol.Joined{SessionID: "u5", Peers: []string{"u1", "u2"}, Group: true, Names: map[string]string{"u1": "Ada"}}),
+					to("u1", protocol.PeerJoined{SessionID: "u5", PeerID: "u3", Name: "李小龍"}),
+					to("u2", protocol.PeerJoined{SessionID: "u5", PeerID: "u3", Name: "李小龍"}),
+					to(sfu, protocol.PeerJoined{SessionID: "u5", PeerID: "u3"})),
+				// Ada leaves: her name goes with her.
+				send("u1", protocol.LeaveSession{SessionID: "u5"},
+					to("u2", protocol.PeerLeft{SessionID: "u5", PeerID: "u1"}),
+					to("u3", protocol.PeerLeft{SessionID: "u5", PeerID: "u1"}),
+					to(sfu, protocol.PeerLeft{SessionID: "u5", PeerID: "u1"})),
+				send("u4", protocol.JoinSession{SessionID: "u5", Name: "Dee"},
+					to("u4", protocol.Joined{SessionID: "u5", Peers: []string{"u2", "u3"}, Group: true, Names: map[string]string{"u3": "李小龍"}}),
+					to("u2", protocol.PeerJoined{SessionID: "u5", PeerID: "u4", Name: "Dee"}),
+					to("u3", protocol.PeerJoined{SessionID: "u5", PeerID: "u4", Name: "Dee"}),
+					to(sfu, protocol.PeerJoined{SessionID: "u5", PeerID: "u4"})),
+				// She comes back under another name, and that is the one the others hear.
+				send("u1", protocol.JoinSession{SessionID: "u5", Name: "Ada L."},
+					to("u1", protocol.Joined{SessionID: "u5", Peers: []string{"u2", "u3", "u4"}, Group: true,
+						Names: map[string]string{"u3": "李小龍", "u4": "Dee"}}),
+					to("u2", protocol.PeerJoined{SessionID: "u5", PeerID: "u1", Name: "Ada L."}),
+					to("u3", protocol.PeerJoined{SessionID: "u5", PeerID: "u1", Name: "Ada L."}),
+					to("u4", protocol.PeerJoined{SessionID: "u5", PeerID: "u1", Name: "Ada L."}),
+					to(sfu, protocol.PeerJoined{SessionID: "u5", PeerID: "u1"})),
+			},
+		},
+		{
+			name:   "a two-person call that becomes a group keeps its names",
+			groups: true,
+			events: []event{
+				connect("u1", welcome("u1")),
+				connect("u2", welcome("u2")),
+				send("u1", protocol.CreateSession{Name: "Ada"}, to("u1", protocol.SessionReady{SessionID: "u3"})),
+				send("u2", protocol.JoinSession{SessionID: "u3", Name: "Grace"},
+					to("u2", protocol.Joined{SessionID: "u3", Peers: []string{"u1"}, Names: map[string]string{"u1": "Ada"}}),
+					to("u1", protocol.PeerJoined{SessionID: "u3", PeerID: "u2", Name: "Grace"})),
+				connect("u4", welcome("u4")),
+				send("u4", protocol.JoinSession{SessionID: "u3", Name: "Carol"},
+					to("u1", protocol.GroupStarted{SessionID: "u3"}),
+					to("u2", protocol.GroupStarted{SessionID: "u3"}),
+					to(sfu, protocol.PeerJoined{SessionID: "u3", PeerID: "u1"}),
+					to(sfu, protocol.PeerJoined{SessionID: "u3", PeerID: "u2"}),
+					to("u4", protocol.Joined{SessionID: "u3", Peers: []string{"u1", "u2"}, Group: true,
+						Names: map[string]string{"u1": "Ada", "u2": "Grace"}}),
+					to("u1", protocol.PeerJoined{SessionID: "u3", PeerID: "u4", Name: "Carol"}),
+					to("u2", protocol.PeerJoined{SessionID: "u3", PeerID: "u4", Name: "Carol"}),
+					to(sfu, protocol.PeerJoined{SessionID: "u3", PeerID: "u4"})),
+				send("u1", protocol.JoinSession{SessionID: "u3"},
+					to("u1", protocol.Joined{SessionID: "u3", Peers: []string{"u2", "u4"}, Group: true,
+						Names: map[string]string{"u2": "Grace", "u4": "Carol"}})),
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			run(t, session.New(session.Config{NewID: counter(), ICEServers: testICE, Groups: tc.groups}), tc.events)
+		})
 	}
 }

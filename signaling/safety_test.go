@@ -159,10 +159,13 @@ func TestJoinTokens(t *testing.T) {
 		}
 		t.Logf("token %s: %s", name, e.Message)
 	}
-	// A valid token admits without the session's password.
-	guest.send(protocol.JoinSession{SessionID: session, Token: valid})
+	// A valid token admits without the session's password, and the guest's name goes
+	// with it.
+	guest.send(protocol.JoinSession{SessionID: session, Token: valid, Name: "Token Holder"})
 	guest.expect(protocol.TypeJoined)
-	host.expect(protocol.TypePeerJoined)
+	if pj := host.expect(protocol.TypePeerJoined).(protocol.PeerJoined); pj.Name != "Token Holder" {
+		t.Errorf("peer_joined after a token join: %+v, want name %q", pj, "Token Holder")
+	}
 	undisturbed(t, host, guest, session)
 }
 

@@ -462,7 +462,7 @@ func (s *Server) joinWithToken(c *conn, j protocol.JoinSession, log *slog.Logger
 		return
 	}
 	s.mu.Lock()
-	s.deliverLocked(s.core.JoinWithToken(c.id, j.SessionID), c)
+	s.deliverLocked(s.core.JoinWithToken(c.id, j.SessionID, j.Name), c)
 	s.mu.Unlock()
 }
 

@@ -5,6 +5,7 @@ package web_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,6 +119,83 @@ func checkParticipants(t *testing.T, states []groupState) {
 	}
 }
 
+// setName types name into the lobby's name field, as a person does, after clearing what is
+// there (the name remembered from before; tabs of one browser share localStorage).
+func (tb *tab) setName(name string) {
+	tb.t.Helper()
+	if _, err := eval[bool](tb, `(() => {
+		const el = document.getElementById("display-name");
+		el.value = "";
+		el.dispatchEvent(new Event("input"));
+		return true;
+	})()`); err != nil {
+		tb.t.Fatalf("tab %s: clear the name field: %v", tb.name, err)
+	}
+	if name != "" {
+		tb.do(chromedp.SendKeys(chromedp.ID("display-name"), name))
+	}
+	tb.waitFor("the name remembered", 10*time.Second, func() (bool, string) {
+		stored, err := eval[string](tb, `localStorage.getItem("parley.name") || ""`)
+		return err == nil && stored == strings.TrimSpace(name), fmt.Sprintf("localStorage has %q (%v)", stored, err)
+	})
+}
+
+// joinNamed opens the lobby, sets the name (remembered by the page), then opens the
+// session's link, which joins under the remembered name, and waits until it has joined.
+func (tb *tab) joinNamed(base, session, name string) {
+	tb.t.Helper()
+	tb.open(base + "/")
+	tb.setName(name)
+	tb.open(base + "/s/" + session)
+	tb.waitState("joined", 30*time.Second, func(s pageState) bool { return s.SessionID == session })
+	if got, err := eval[string](tb, `document.getElementById("display-name").value`); err != nil || got != name {
+		tb.t.Errorf("tab %s: the name field shows %q after a reload (%v), want the remembered %q", tb.name, got, err, name)
+	}
+}
+
+// userID is the tab's user ID on the server.
+func (tb *tab) userID() string {
+	tb.t.Helper()
+	id, err := eval[string](tb, `(window.parley && window.parley.userId) || ""`)
+	if err != nil || id == "" {
+		tb.t.Fatalf("tab %s: no user ID (%v)", tb.name, err)
+	}
+	return id
+}
+
+// checkTileNames waits until every tab's grid labels the others' tiles with their names, or
+// "Guest " and the start of the user ID for a tab whose name is "".
+func checkTileNames(t *testing.T, tabs []*tab, names []string) {
+	t.Helper()
+	ids := make([]string, len(tabs))
+	for i, tb := range tabs {
+		ids[i] = tb.userID()
+	}
+	for i, tb := range tabs {
+		want := map[string]string{}
+		for j := range tabs {
+			if j == i {
+				continue
+			}
+			want[ids[j]] = names[j]
+			if names[j] == "" {
+				want[ids[j]] = "Guest " + ids[j][:4]
+			}
+		}
+		tb.waitFor(fmt.Sprintf("tiles named %v", want), 20*time.Second, func() (bool, string) {
+			got, err := eval[map[string]string](tb, `Object.fromEntries([...document.querySelectorAll("#grid .tile.peer")]
+				.map(t => [t.dataset.peer, t.querySelector(".name").textContent]))`)
+			if err != nil {
+				return false, err.Error()
+			}
+			return maps.Equal(got, want), fmt.Sprintf("tiles %v", got)
+		})
+		if me, err := eval[string](tb, `document.querySelector("#grid .tile.me .name").textContent`); err != nil || me != "You" {
+			t.Errorf("tab %s: own tile labelled %q (%v), want You", tb.name, me, err)
+		}
+	}
+}
+
 // newGroupCall clicks New group call and returns the session ID the page shows.
 func (tb *tab) newGroupCall() string {
 	tb.t.Helper()
@@ -133,14 +211,19 @@ func (tb *tab) newGroupCall() string {
 
 // TestGroupTabs: three tabs in one group session each decode the two others' video and
 // show them in two tiles.
+//
+// A and B have display names, set in the lobby's name field (B's with characters beyond
+// ASCII); C has none. Each tab's tiles show the others' names, and C's short user ID.
 func TestGroupTabs(t *testing.T) {
 	b := newBrowser(t, browserOpts{})
 	srv := startGroupServer(t)
 	tabs := []*tab{newTab(t, b, "A"), newTab(t, b, "B"), newTab(t, b, "C")}
+	names := []string{"Ada Lovelace", "Zoë Ó Briain", ""}
 	tabs[0].open(srv.URL + "/")
+	tabs[0].setName("  " + names[0] + " ") // the page trims what is typed
 	id := tabs[0].newGroupCall()
-	for _, tb := range tabs[1:] {
-		tb.open(srv.URL + "/s/" + id)
+	for i, tb := range tabs[1:] {
+		tb.joinNamed(srv.URL, id, names[i+1])
 	}
 	states := make([]groupState, len(tabs))
 	for i, tb := range tabs {
@@ -185,6 +268,7 @@ func TestGroupTabs(t *testing.T) {
 			return true, ""
 		})
 	}
+	checkTileNames(t, tabs, names)
 	for _, tb := range tabs {
 		if s := tb.state(); s.Chat != "unavailable" {
 			t.Errorf("tab %s: chat is %q in a group call, want unavailable", tb.name, s.Chat)
@@ -258,21 +342,30 @@ func TestGroupMigration(t *testing.T) {
 	srv := startGroupServer(t)
 	alice, bob, carol := newTab(t, b, "alice"), newTab(t, b, "bob"), newTab(t, b, "carol")
 	alice.open(srv.URL + "/")
+	alice.setName("Alice")
 	id := alice.newCall()
-	bob.open(srv.URL + "/s/" + id)
-	for _, tb := range []*tab{alice, bob} {
-		tb.waitState("connected", 60*time.Second, func(s pageState) bool { return s.State == "connected" && !s.Group })
+	bob.joinNamed(srv.URL, id, "Bob")
+	// The two-person call names the peer in its status line.
+	for _, p := range []struct {
+		tb   *tab
+		peer string
+	}{{alice, "Bob"}, {bob, "Alice"}} {
+		p.tb.waitState("connected", 60*time.Second, func(s pageState) bool {
+			return s.State == "connected" && !s.Group && strings.Contains(s.Status, "connected with "+p.peer)
+		})
 	}
 	for _, tb := range []*tab{alice, bob} {
 		tb.waitMedia(20, 20)
 	}
 
-	carol.open(srv.URL + "/s/" + id)
+	carol.joinNamed(srv.URL, id, "Carol")
 	states := make([]groupState, 3)
 	for i, tb := range []*tab{alice, bob, carol} {
 		states[i] = tb.waitGroup(2)
 	}
 	checkParticipants(t, states)
+	// Alice and Bob learnt each other's names before the call became a group; they keep them.
+	checkTileNames(t, []*tab{alice, bob, carol}, []string{"Alice", "Bob", "Carol"})
 	for _, tb := range []*tab{alice, bob} {
 		tb.checkNotEnded(tb.state())
 	}

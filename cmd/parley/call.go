@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/parley-rtc/parley/media"
 	"github.com/parley-rtc/parley/peer"
+	"github.com/parley-rtc/parley/protocol"
 )
 
 func call(ctx context.Context, args []string) error {
@@ -22,6 +24,7 @@ func call(ctx context.Context, args []string) error {
 	group := fs.Bool("group", false, "with --new: make it a group session, its media through the server's SFU")
 	password := fs.String("password", "", "with --new: protect the session with this `password`; with --join: the session's password")
 	token := fs.String("token", "", "with --join: a signed join `token` (see parley token)")
+	name := fs.String("name", "", "your display `name` for the others (at most 64 bytes)")
 	video := fs.String("video", "", "send video from this `file`: VP8 in IVF, or a WebM with VP8 (and Opus)")
 	audio := fs.String("audio", "", "send audio from this `file`: Opus in Ogg (or WebM)")
 	record := fs.String("record", "", "write received media to `DIR`/video.ivf and DIR/audio.ogg")
@@ -39,12 +42,16 @@ func call(ctx context.Context, args []string) error {
 	if *group && !*create {
 		return errors.New("--group goes with --new; a joined session is a group if its host made it one")
 	}
+	*name = strings.TrimSpace(*name)
+	if err := protocol.CheckName(*name); err != nil {
+		return fmt.Errorf("--name: %w", err)
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	cfg := peer.Config{
-		Server: *server, Create: *create, Group: *group, Join: *join, Password: *password, Token: *token, RecordDir: *record,
+		Server: *server, Create: *create, Group: *group, Join: *join, Password: *password, Token: *token, Name: *name, RecordDir: *record,
 		Duration: *duration, ConnectTimeout: *timeout, LoopbackOnly: *loopback,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		OnSession: func(id string) {

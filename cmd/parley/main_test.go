@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -104,7 +106,7 @@ func TestCommandLineCall(t *testing.T) {
 	url := startServe(t, bin)
 	dir := t.TempDir()
 
-	host := exec.Command(bin, "call", "--server", url, "--new", "--loopback",
+	host := exec.Command(bin, "call", "--server", url, "--new", "--loopback", "--name", "  Ada Lovelace ",
 		"--video", mediaFile("chrome-vp8.ivf"), "--audio", mediaFile("chrome-opus.ogg"),
 		"--duration", "2s", "--report", filepath.Join(dir, "host.json"))
 	hostOut, err := host.StdoutPipe()
@@ -125,7 +127,7 @@ func TestCommandLineCall(t *testing.T) {
 		t.Fatalf("host's first line is %q, want 'session <22-char ID>'", line)
 	}
 
-	guest := exec.Command(bin, "call", "--server", url, "--join", id, "--loopback",
+	guest := exec.Command(bin, "call", "--server", url, "--join", id, "--loopback", "--name", "Grace",
 		"--video", mediaFile("chrome-vp8-opus.webm"), "--duration", "2s",
 		"--record", filepath.Join(dir, "rec"), "--report", "-")
 	out, err := guest.Output()
@@ -151,6 +153,13 @@ func TestCommandLineCall(t *testing.T) {
 			t.Errorf("%s report: %+v", r.Role, r)
 		}
 	}
+	// Each knows the other's name (the host's trimmed); neither's own is in its report.
+	if len(h.Names) != 1 || !slices.Contains(slices.Collect(maps.Values(h.Names)), "Grace") {
+		t.Errorf("host report names %v, want the guest's name Grace", h.Names)
+	}
+	if len(g.Names) != 1 || !slices.Contains(slices.Collect(maps.Values(g.Names)), "Ada Lovelace") {
+		t.Errorf("guest report names %v, want the host's name Ada Lovelace", g.Names)
+	}
 	if h.Role != "host" || g.Role != "guest" {
 		t.Errorf("roles: host report says %q, guest report says %q", h.Role, g.Role)
 	}
@@ -170,6 +179,8 @@ func TestCommandLineErrors(t *testing.T) {
 	}{
 		{[]string{"call", "--server", url, "--join", "nope"}, "unknown"},
 		{[]string{"call", "--server", url}, "exactly one of --new and --join"},
+		{[]string{"call", "--server", url, "--new", "--name", strings.Repeat("n", 65)}, "--name: bad display name: 65 bytes long"},
+		{[]string{"call", "--server", url, "--new", "--name", "a\tb"}, "--name: bad display name: control character U+0009"},
 		{[]string{"call", "--server", url, "--new", "--video", "main.go"}, "unknown container format"},
 		{[]string{"call", "--server", "http://127.0.0.1:1", "--new"}, "connect to signaling server"},
 		{[]string{"serve", "--addr", "256.0.0.1:99999"}, "listen on"},

@@ -298,7 +298,11 @@ func (p *peerCall) onStateChange() {
 	switch p.pcState {
 	case "connected":
 		p.restarts = 0
-		c.setStatus("You are connected.", false)
+		if name := c.names[p.remote]; name != "" {
+			c.setStatus("You are connected with "+name+".", false)
+		} else {
+			c.setStatus("You are connected.", false)
+		}
 		if c.state != stateConnected {
 			c.state = stateConnected
 			p.chatDeadline()

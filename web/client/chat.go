@@ -79,7 +79,11 @@ func (p *peerCall) onChatMessage(data js.Value) {
 	}
 	if m.Text != "" {
 		p.setChat(chatReady, "")
-		p.c.ui.appendChat("Peer", m.Text, false)
+		who := "Peer"
+		if name := p.c.names[p.remote]; name != "" {
+			who = name
+		}
+		p.c.ui.appendChat(who, m.Text, false)
 	}
 }
 

@@ -56,6 +56,7 @@ type groupCall struct {
 type tile struct {
 	id         string
 	el, video  js.Value
+	label      js.Value // the name shown on the tile
 	stream     js.Value // the participant's MediaStream (stream ID = user ID), or null
 	watched    bool     // stream's removetrack handler is set
 	hasVideo   bool
@@ -308,15 +309,6 @@ func (g *groupCall) describe() string {
 	return "Group call · connecting…"
 }
 
-// shortName is how a participant is labelled: the protocol has no names, so it is a short
-// form of the user ID.
-func shortName(id string) string {
-	if len(id) > 4 {
-		id = id[:4]
-	}
-	return "Guest " + id
-}
-
 func (g *groupCall) newTile(id, name string) *tile {
 	doc := g.c.ui.doc
 	el := doc.Call("createElement", "div")
@@ -333,11 +325,11 @@ func (g *groupCall) newTile(id, name string) *tile {
 	label.Set("className", "name")
 	label.Set("textContent", name)
 	el.Call("append", v, ph, label)
-	return &tile{id: id, el: el, video: v, stream: js.Null()}
+	return &tile{id: id, el: el, video: v, label: label, stream: js.Null()}
 }
 
 func (g *groupCall) addTile(id string) *tile {
-	t := g.newTile(id, shortName(id))
+	t := g.newTile(id, g.c.displayName(id))
 	t.el.Get("classList").Call("add", "peer")
 	g.tiles[id] = t
 	g.order = append(g.order, id)
@@ -413,6 +405,9 @@ func (g *groupCall) syncTiles() {
 				}
 				g.play(t)
 			}
+		}
+		if t != g.me {
+			setText(t.label, g.c.displayName(t.id)) // a name can come after the tile
 		}
 		cls := t.el.Get("classList")
 		cls.Call("toggle", "has-video", t.hasVideo)

@@ -20,8 +20,10 @@
 // For tests and the curious, window.parley shows the live state: pc (the RTCPeerConnection
 // or null), state (see the state constants), sessionId, chat ("closed", "opening",
 // "ready" or "unavailable"), group (whether the call goes through the SFU), participants
-// (the user IDs of the remote participants with a live video tile) and speaker (the
-// highlighted participant's ID, "me", or "").
+// (the user IDs of the remote participants with a live video tile), speaker (the
+// highlighted participant's ID, "me", or ""), userId (this tab's user ID on the server),
+// name (the display name this tab sent) and names (the other participants' display names,
+// by user ID; names.go).
 package main
 
 import (
@@ -63,8 +65,10 @@ type client struct {
 
 	call  *peerCall  // the peer-to-peer call, or nil
 	group *groupCall // the call through the SFU in a group session, or nil
-	// peers are the other members of the session, as the server told of them.
+	// peers are the other members of the session, as the server told of them; names
+	// their display names, for those who gave one.
 	peers []string
+	names map[string]string
 
 	media media
 
@@ -88,6 +92,8 @@ func main() {
 	listen(q, c.ui.toggleCamera, "click", false, c.onToggleCamera)
 	listen(q, c.ui.unmuteRemote, "click", false, c.onUnmuteRemote)
 	listen(q, c.ui.chatForm, "submit", true, c.onChatSend)
+	listen(q, c.ui.displayName, "input", false, c.onNameInput)
+	c.loadName()
 
 	// A link /s/{id} joins that session as soon as the server is reached.
 	loc := js.Global().Get("location")
@@ -182,6 +188,7 @@ func (c *client) render() {
 		participants = c.group.participants()
 	}
 	p.Set("participants", participants)
+	p.Set("names", c.namesObject())
 
 	c.media.render(u)
 	c.renderChat()
@@ -261,7 +268,7 @@ func (c *client) onHangUp() {
 		c.sig.send(protocol.LeaveSession{SessionID: c.session})
 	}
 	c.endCall()
-	c.session, c.want, c.after, c.peers = "", "", nil, nil
+	c.session, c.want, c.after, c.peers, c.names = "", "", nil, nil, nil
 	c.sig.rejoins = 0
 	setPath("/")
 	c.setStatus("You left the call.", false)
@@ -302,14 +309,22 @@ func (c *client) onWelcome() {
 	case c.session != "":
 		c.sig.rejoin(c.session)
 	case c.want == "create":
-		c.sig.send(protocol.CreateSession{Group: c.wantGroup})
+		c.sig.send(c.createMessage())
 	case c.want == "join":
 		c.sig.send(c.joinMessage(c.wantID))
 	}
 }
 
+func (c *client) createMessage() protocol.CreateSession {
+	name := c.ownName()
+	c.parley().Set("name", name)
+	return protocol.CreateSession{Group: c.wantGroup, Name: name}
+}
+
 func (c *client) joinMessage(id string) protocol.JoinSession {
-	return protocol.JoinSession{SessionID: id, Password: c.password, Token: c.token}
+	name := c.ownName()
+	c.parley().Set("name", name)
+	return protocol.JoinSession{SessionID: id, Password: c.password, Token: c.token, Name: name}
 }
 
 // handle acts on one message from the server.
@@ -323,7 +338,7 @@ func (c *client) handle(m protocol.Message) {
 			return
 		}
 		c.want = ""
-		c.session, c.peers = m.SessionID, nil
+		c.session, c.peers, c.names = m.SessionID, nil, nil
 		setPath("/s/" + encodeURIComponent(m.SessionID))
 		switch {
 		case c.relinked:
@@ -354,8 +369,9 @@ func (c *client) handle(m protocol.Message) {
 		if !slices.Contains(c.peers, m.PeerID) {
 			c.peers = append(c.peers, m.PeerID)
 		}
+		c.notePeerName(m.PeerID, m.Name)
 		if c.group != nil {
-			c.setStatus(shortName(m.PeerID)+" joined the call.", false)
+			c.setStatus(c.displayName(m.PeerID)+" joined the call.", false)
 			c.group.syncTiles()
 			c.group.updateState()
 			return
@@ -365,7 +381,7 @@ func (c *client) handle(m protocol.Message) {
 		c.peers = slices.DeleteFunc(c.peers, func(id string) bool { return id == m.PeerID })
 		if c.group != nil {
 			if c.inSession() {
-				c.setStatus(shortName(m.PeerID)+" left the call.", false)
+				c.setStatus(c.displayName(m.PeerID)+" left the call.", false)
 			}
 			c.group.removeTile(m.PeerID)
 			c.group.syncTiles()
@@ -404,6 +420,7 @@ func (c *client) onJoined(m protocol.Joined) {
 	c.sig.rejoins = 0
 	c.session = m.SessionID
 	c.peers = slices.Clone(m.Peers)
+	c.setNames(m.Names)
 	setPath("/s/" + encodeURIComponent(m.SessionID))
 	if m.Group {
 		c.setStatus(pick(len(m.Peers) == 0, "You are in the group call, alone for now. Send the link to invite people.",
@@ -438,7 +455,7 @@ func (c *client) onJoinError(m protocol.JoinError) {
 			// Nobody had joined: start afresh with a new link.
 			c.session, c.want, c.relinked, c.wantGroup = "", "create", true, c.group != nil
 			c.endCall()
-			c.sig.send(protocol.CreateSession{Group: c.wantGroup})
+			c.sig.send(c.createMessage())
 			return
 		}
 		c.session = ""
@@ -483,7 +500,11 @@ func (c *client) onPeerJoined(peer string) {
 	if c.call != nil && c.call.remote != peer && c.state == stateConnected {
 		return // a third person; this client talks to one peer
 	}
-	c.setStatus("Someone joined. Connecting…", false)
+	who := "Someone"
+	if c.names[peer] != "" {
+		who = c.names[peer]
+	}
+	c.setStatus(who+" joined. Connecting…", false)
 	c.prepareCall(peer, nil)
 }
 

@@ -123,6 +123,7 @@ func (s *signaling) onWelcome(w protocol.Welcome) {
 	s.open, s.welcomed = true, true
 	s.attempts = 0
 	s.iceServers = w.ICEServers
+	c.parley().Set("userId", w.UserID)
 	if s.lost {
 		s.lost = false
 		c.setStatus("Reconnected to the server.", false)

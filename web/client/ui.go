@@ -11,8 +11,8 @@ type ui struct {
 
 	connState, status, mediaStatus js.Value
 
-	lobby, newSession, newGroup, joinForm, joinID, joinSession, joinPassword js.Value
-	share, sessionID, shareLink, copyLink                                    js.Value
+	lobby, displayName, newSession, newGroup, joinForm, joinID, joinSession, joinPassword js.Value
+	share, sessionID, shareLink, copyLink                                                 js.Value
 
 	remote, remoteVideo, remotePlaceholder, unmuteRemote, localVideo js.Value
 	grid, unmuteGroup                                                js.Value
@@ -37,6 +37,7 @@ func newUI() *ui {
 		status:            el("status"),
 		mediaStatus:       el("media-status"),
 		lobby:             el("lobby"),
+		displayName:       el("display-name"),
 		newSession:        el("new-session"),
 		newGroup:          el("new-group"),
 		joinForm:          el("join-form"),
