@@ -346,7 +346,15 @@ func (c *call) run(ctx context.Context) (string, error) {
 			c.log.Warn("signaling connection lost; the call goes on", "err", err)
 			readErr = nil
 		case m := <-msgs:
+			if ctx.Err() != nil {
+				continue // hung up: the next round returns
+			}
 			end, err := c.handle(m)
+			if ctx.Err() != nil {
+				// Hung up while handling it: what failed then (a send on the cancelled
+				// context, say) is part of hanging up, not a failure of the call.
+				continue
+			}
 			if err != nil || end != "" {
 				return end, err
 			}
