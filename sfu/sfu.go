@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,8 @@ type participant struct {
 	// its user ID for a primary stream, "<user ID>~<n>" for the n-th other (a screen share).
 	primary map[string]bool
 	streams map[string]string
+	// topMid is the highest numeric mid of any offer the participant sent, ignored ones too.
+	topMid int
 	// want is what the participant should receive; subs what its peer connection sends it
 	// as of the last offer. An offer makes subs equal to want.
 	want map[*forwarder]bool
@@ -281,7 +284,7 @@ func (s *SFU) join(sessionID, userID string) {
 		return
 	}
 	p := &participant{id: userID, room: r, pc: pc, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{},
-		pubs: map[*forwarder]publication{}, streams: map[string]string{}}
+		pubs: map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		msg := protocol.Candidate{SessionID: sessionID}
 		if c == nil {
@@ -460,8 +463,9 @@ func sendingMids(desc *webrtc.SessionDescription) map[string]bool {
 	if desc == nil {
 		return out
 	}
-	parsed, err := desc.Unmarshal()
-	if err != nil {
+	// Parsed afresh: desc is Pion's own, which its goroutines read.
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(desc.SDP); err != nil {
 		return out
 	}
 	for _, m := range parsed.MediaDescriptions {
@@ -478,6 +482,35 @@ func sendingMids(desc *webrtc.SessionDescription) map[string]bool {
 		out[mid] = true
 	}
 	return out
+}
+
+// topMid returns the highest numeric mid in an SDP, or -1.
+func topMid(sdpText string) int {
+	top := -1
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(sdpText); err != nil {
+		return top
+	}
+	for _, m := range parsed.MediaDescriptions {
+		if v, ok := m.Attribute(sdp.AttrKeyMID); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				top = max(top, n)
+			}
+		}
+	}
+	return top
+}
+
+// freeMid returns a mid no media section of p's peer connection, nor any offer p sent, has
+// used.
+func (p *participant) freeMid() string {
+	top := p.topMid
+	for _, tr := range p.pc.GetTransceivers() {
+		if n, err := strconv.Atoi(tr.Mid()); err == nil {
+			top = max(top, n)
+		}
+	}
+	return strconv.Itoa(top + 1)
 }
 
 // msidStreams returns the stream IDs an SDP's a=msid lines name (RFC 8830 §2).
@@ -511,6 +544,7 @@ func (s *SFU) act(p *participant, a action) {
 // and offers again.
 func (s *SFU) clientOffer(p *participant, offerSDP string) {
 	first := p.pc.RemoteDescription() == nil
+	p.topMid = max(p.topMid, topMid(offerSDP))
 	if p.neg.ClientOffer() == glare {
 		s.log.Debug("client offer crossed the SFU's; ignored", "session", p.room.id, "user", p.id)
 		s.cfg.Send(p.id, protocol.Error{Code: protocol.CodeGlare, Ref: protocol.TypeOffer,
@@ -645,6 +679,13 @@ func (s *SFU) sync(p *participant) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("add track %s: %w", f.id, err))
 			continue
+		}
+		// The SFU picks the mid: above every mid the participant has used, in offers the SFU
+		// ignored too. A client that keeps a rolled-back transceiver's mid (Pion does; the
+		// spec, W3C webrtc-pc §4.4.1.5, clears it) would otherwise find that mid on an SFU
+		// media section.
+		if err := tr.SetMid(p.freeMid()); err != nil {
+			errs = append(errs, fmt.Errorf("mid for track %s: %w", f.id, err))
 		}
 		sender := tr.Sender()
 		// The subscriber's RTCP: NACKs go to the responder interceptor on the way; PLI and
