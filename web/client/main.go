@@ -20,8 +20,9 @@
 // For tests and the curious, window.parley shows the live state: pc (the RTCPeerConnection
 // or null), state (see the state constants), sessionId, chat ("closed", "opening",
 // "ready" or "unavailable"), group (whether the call goes through the SFU), participants
-// (the user IDs of the remote participants with a live video tile) and speaker (the
-// highlighted participant's ID, "me", or "").
+// (the user IDs of the remote participants with a live video tile), screens (the stream IDs
+// of the remote screen shares shown, "<user ID>~<n>"), sharing (whether this side shares
+// its screen) and speaker (the highlighted participant's ID, "me", or "").
 package main
 
 import (
@@ -86,6 +87,7 @@ func main() {
 	listen(q, c.ui.copyLink, "click", false, c.onCopyLink)
 	listen(q, c.ui.muteMic, "click", false, c.onMuteMic)
 	listen(q, c.ui.toggleCamera, "click", false, c.onToggleCamera)
+	listen(q, c.ui.shareScreen, "click", false, c.onShareScreen)
 	listen(q, c.ui.unmuteRemote, "click", false, c.onUnmuteRemote)
 	listen(q, c.ui.chatForm, "submit", true, c.onChatSend)
 
@@ -182,6 +184,17 @@ func (c *client) render() {
 		participants = c.group.participants()
 	}
 	p.Set("participants", participants)
+	screens := []any{}
+	if group {
+		screens = c.group.screens()
+	}
+	p.Set("screens", screens)
+	sharing := group && c.group.screen != nil
+	setHidden(u.shareScreen, !group || !in)
+	setDisabled(u.shareScreen, !group || !c.group.answered || c.group.picking)
+	setText(u.shareScreen, pick(sharing, "Stop sharing", "Share screen"))
+	u.shareScreen.Call("setAttribute", "aria-pressed", pick(sharing, "true", "false"))
+	p.Set("sharing", sharing)
 
 	c.media.render(u)
 	c.renderChat()
@@ -384,6 +397,11 @@ func (c *client) handle(m protocol.Message) {
 	case protocol.Candidate:
 		c.onCandidate(m)
 	case protocol.Error:
+		if c.group != nil && m.Code == protocol.CodeGlare {
+			// Our offer crossed the SFU's; answering it rolls ours back (group.go).
+			js.Global().Get("console").Call("info", "parley: "+m.Message)
+			return
+		}
 		if c.group != nil && m.Code == protocol.CodeUnsupported && m.Ref != protocol.TypeOffer {
 			// An answer or candidate of the peer-to-peer call, sent before this side heard
 			// that the call became a group: it no longer matters.
