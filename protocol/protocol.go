@@ -79,9 +79,12 @@ const (
 	// CodeShuttingDown: the server is stopping; it closes the connection (status 1001).
 	CodeShuttingDown = "shutting_down"
 	// CodeUnsupported: the server understood the message but does not do what it asks: a
-	// group session on a server without an SFU, an offer from one member of a group
-	// session to another, or a renegotiation offer to the SFU.
+	// group session on a server without an SFU, or an offer from one member of a group
+	// session to another.
 	CodeUnsupported = "unsupported"
+	// CodeGlare: the sender's offer to the SFU crossed an offer the SFU had sent it (glare,
+	// RFC 3264 §4); the SFU ignored it. Answer the SFU's offer, then offer again.
+	CodeGlare = "glare"
 )
 
 // Message is any signaling message. Its Type is the value of the "type" field.

@@ -4,22 +4,28 @@ package sfu
 // it offers. It is a plain value, without I/O: the shell reports what happened and does
 // what the returned action says.
 //
-// The rules (docs/protocol.md, "Group sessions"):
-//   - The participant offers first, once, with the tracks it publishes; the SFU answers.
-//     Until then the SFU never offers, so the first exchange cannot collide.
-//   - Afterwards only the SFU offers: when what the participant should receive changes.
-//     At most one SFU offer is in flight; changes while it is (or while the first client
-//     offer is awaited) mark the negotiator dirty, and one offer covers them all once the
-//     answer is in. So every offer is caused by at least one change, and a participant
-//     receives no more offers than there were changes: renegotiation cannot loop.
-//   - A client offer after the first is refused (no glare resolution: the client never
-//     needs to offer again while it publishes a fixed set of tracks).
+// The rules (docs/protocol.md, "Group sessions") are perfect negotiation's (W3C webrtc-pc
+// §10.7), with the SFU as the impolite peer and the participant as the polite one:
+//   - The participant offers first, with the tracks it publishes; the SFU answers. Until
+//     then the SFU never offers, so the first exchange cannot collide.
+//   - The SFU offers when what the participant should receive changes. At most one SFU
+//     offer is in flight; changes while it is (or while the first client offer is awaited)
+//     mark the negotiator dirty, and one offer covers them all once the answer is in. So
+//     every offer is caused by at least one change, and a participant receives no more
+//     offers than there were changes: renegotiation cannot loop.
+//   - The participant offers again when what it publishes changes (a screen share starts or
+//     stops). With no SFU offer in flight the SFU answers. While one is in flight the two
+//     offers have crossed (glare): the SFU, impolite, ignores the participant's offer and
+//     waits for the answer to its own; the participant, polite, rolls its offer back,
+//     answers, and offers again afterwards. Client offers never make the SFU offer by
+//     themselves, so they cannot start a loop either.
 type negotiator struct {
 	state  negState
 	dirty  bool // subscriptions changed since the last offer was made
-	offers int  // SFU offers made
+	offers int  // SFU offers made and sent
 	// changes counts Changed calls; offers <= changes always holds.
 	changes int
+	glares  int // client offers ignored because they crossed an SFU offer
 }
 
 type negState int
@@ -49,12 +55,12 @@ const (
 	none   action = iota
 	offer         // sync the peer connection's senders with the subscriptions and offer
 	answer        // apply the client's offer and answer it
-	refuse        // tell the client its offer is refused, and otherwise ignore it
+	glare         // the client's offer crossed ours: ignore it, and tell the client why
 	ignore        // drop the message (an answer nobody asked for)
 )
 
 func (a action) String() string {
-	return [...]string{"none", "offer", "answer", "refuse", "ignore"}[a]
+	return [...]string{"none", "offer", "answer", "glare", "ignore"}[a]
 }
 
 // Changed says the participant's subscriptions changed (a track to add or to remove).
@@ -65,18 +71,22 @@ func (n *negotiator) Changed() action {
 }
 
 // ClientOffer says an offer came from the participant. An answer action is followed, once
-// the shell has answered, by a call to Answered.
+// the shell has answered (or failed to), by a call to Answered.
 func (n *negotiator) ClientOffer() action {
-	if n.state != awaitingClientOffer {
-		return refuse
+	if n.state == serverOffered {
+		n.glares++
+		return glare
 	}
 	return answer
 }
 
-// Answered says the shell has answered the client's first offer.
+// Answered says the shell is done with the client's offer: it answered it, or, for an
+// offer after the first, could not but has its peer connection back in the stable
+// signaling state. Changes that waited for it are offered now. (A first offer that could
+// not be answered leaves everything to wait for the next one: no Answered.)
 func (n *negotiator) Answered() action {
-	if n.state != awaitingClientOffer {
-		return none
+	if n.state == serverOffered {
+		return none // no client offer was being answered
 	}
 	n.state = stable
 	return n.next()
@@ -97,6 +107,7 @@ func (n *negotiator) OfferFailed() {
 	if n.state == serverOffered {
 		n.state = stable
 		n.dirty = true
+		n.offers-- // it never went out; its retry is the offer for these changes
 	}
 }
 

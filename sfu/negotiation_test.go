@@ -12,6 +12,7 @@ func TestNegotiator(t *testing.T) {
 		name   string
 		steps  []step
 		offers int
+		glares int
 		state  negState
 		stable bool
 	}{
@@ -39,10 +40,34 @@ func TestNegotiator(t *testing.T) {
 			offers: 2, state: stable, stable: true,
 		},
 		{
-			name: "a second client offer is refused, in every state",
-			steps: []step{{"client-offer", answer}, {"answered", none}, {"client-offer", refuse},
-				{"changed", offer}, {"client-offer", refuse}, {"client-answer", none}, {"client-offer", refuse}},
+			name: "client re-offers when stable are answered and make no offer",
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"client-offer", answer}, {"answered", none},
+				{"client-offer", answer}, {"answered", none}},
+			state: stable, stable: true,
+		},
+		{
+			name: "glare: a client offer crossing an SFU offer is ignored; the answer settles it",
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"changed", offer},
+				{"client-offer", glare}, {"client-answer", none}, {"client-offer", answer}, {"answered", none}},
+			offers: 1, glares: 1, state: stable, stable: true,
+		},
+		{
+			name: "glare with changes waiting: one more offer after the answer, then the client's re-offer",
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"changed", offer}, {"changed", none},
+				{"client-offer", glare}, {"client-answer", offer}, {"client-offer", glare}, {"client-answer", none},
+				{"client-offer", answer}, {"answered", none}},
+			offers: 2, glares: 2, state: stable, stable: true,
+		},
+		{
+			name: "changes while a client re-offer is answered are offered right after",
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"client-offer", answer}, {"changed", offer},
+				{"answered", none}, {"client-answer", none}},
 			offers: 1, state: stable, stable: true,
+		},
+		{
+			name:   "answered with no client offer while an SFU offer is in flight changes nothing",
+			steps:  []step{{"client-offer", answer}, {"answered", none}, {"changed", offer}, {"answered", none}},
+			offers: 1, state: serverOffered,
 		},
 		{
 			name: "answers nobody asked for are ignored",
@@ -54,7 +79,7 @@ func TestNegotiator(t *testing.T) {
 			name: "a failed offer is retried at the next change",
 			steps: []step{{"client-offer", answer}, {"answered", none}, {"changed", offer},
 				{"offer-failed", none}, {"changed", offer}, {"client-answer", none}},
-			offers: 2, state: stable, stable: true,
+			offers: 1, state: stable, stable: true,
 		},
 		{
 			name:  "answered twice does nothing more",
@@ -85,20 +110,23 @@ func TestNegotiator(t *testing.T) {
 					t.Fatalf("step %d (%s): action %s, want %s (state %s)", i, s.in, got, s.want, n.state)
 				}
 			}
-			if n.offers != tc.offers || n.state != tc.state || n.Stable() != tc.stable {
-				t.Errorf("offers %d, state %s, Stable %v; want %d, %s, %v", n.offers, n.state, n.Stable(),
-					tc.offers, tc.state, tc.stable)
+			if n.offers != tc.offers || n.glares != tc.glares || n.state != tc.state || n.Stable() != tc.stable {
+				t.Errorf("offers %d, glares %d, state %s, Stable %v; want %d, %d, %s, %v", n.offers, n.glares, n.state,
+					n.Stable(), tc.offers, tc.glares, tc.state, tc.stable)
 			}
 		})
 	}
 }
 
-// TestNegotiatorBounded drives a negotiator with every sequence of up to 8 inputs and
-// checks the invariants: never more offers than changes, at most one offer in flight.
+// TestNegotiatorBounded drives a negotiator with every sequence of up to 9 inputs (a client
+// offer's answer may come after other inputs, as in the shell's queue) and checks the
+// invariants: never more offers than changes, at most one offer in flight, and no client
+// offer answered while an SFU offer is in flight (that would be glare resolved the wrong
+// way round: the SFU is the impolite peer).
 func TestNegotiatorBounded(t *testing.T) {
-	inputs := []string{"changed", "client-offer+answered", "client-answer", "offer-failed"}
-	var walk func(n negotiator, depth, inFlight int)
-	walk = func(n negotiator, depth, inFlight int) {
+	inputs := []string{"changed", "client-offer", "answered", "client-answer", "offer-failed"}
+	var walk func(n negotiator, depth, inFlight int, answering bool)
+	walk = func(n negotiator, depth, inFlight int, answering bool) {
 		if n.offers > n.changes {
 			t.Fatalf("%d offers for %d changes", n.offers, n.changes)
 		}
@@ -109,15 +137,34 @@ func TestNegotiatorBounded(t *testing.T) {
 			return
 		}
 		for _, in := range inputs {
-			m, f := n, inFlight
+			m, f, ans := n, inFlight, answering
 			var a action
 			switch in {
 			case "changed":
 				a = m.Changed()
-			case "client-offer+answered":
-				if m.ClientOffer() == answer {
-					a = m.Answered()
+			case "client-offer":
+				if ans {
+					continue // the shell answers one offer at a time
 				}
+				switch m.ClientOffer() {
+				case answer:
+					if f > 0 {
+						t.Fatalf("a client offer answered with an SFU offer in flight (state %s)", m.state)
+					}
+					ans = true
+				case glare:
+					if f == 0 {
+						t.Fatalf("a client offer taken for glare with no SFU offer in flight (state %s)", m.state)
+					}
+				default:
+					t.Fatalf("client offer: unexpected action")
+				}
+			case "answered":
+				if !ans {
+					continue
+				}
+				ans = false
+				a = m.Answered()
 			case "client-answer":
 				if m.ClientAnswer() != ignore {
 					f--
@@ -134,8 +181,8 @@ func TestNegotiatorBounded(t *testing.T) {
 			if a == offer {
 				f++
 			}
-			walk(m, depth-1, f)
+			walk(m, depth-1, f, ans)
 		}
 	}
-	walk(negotiator{}, 8, 0)
+	walk(negotiator{}, 9, 0, false)
 }

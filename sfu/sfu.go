@@ -12,12 +12,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley-rtc/parley/protocol"
@@ -89,10 +92,24 @@ type participant struct {
 	estimator cc.BandwidthEstimator
 
 	published []*forwarder
+	pubs      map[*forwarder]publication
+	// primary holds the stream IDs of the participant's first offer (its camera and
+	// microphone); streams maps each stream ID it publishes to the one subscribers see:
+	// its user ID for a primary stream, "<user ID>~<n>" for the n-th other (a screen share).
+	primary map[string]bool
+	streams map[string]string
+	// topMid is the highest numeric mid of any offer the participant sent, ignored ones too.
+	topMid int
 	// want is what the participant should receive; subs what its peer connection sends it
 	// as of the last offer. An offer makes subs equal to want.
 	want map[*forwarder]bool
 	subs map[*forwarder]*subscription
+}
+
+// publication is where a published track comes from in the publisher's peer connection.
+type publication struct {
+	receiver *webrtc.RTPReceiver
+	mid      string // its media section
 }
 
 type subscription struct {
@@ -277,7 +294,8 @@ func (s *SFU) join(sessionID, userID string) {
 		return
 	}
 	p := &participant{id: userID, room: r, pc: pc, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{},
-		estimator: s.bwe.take()}
+		estimator: s.bwe.take(),
+		pubs:      map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		msg := protocol.Candidate{SessionID: sessionID}
 		if c == nil {
@@ -362,6 +380,17 @@ func (s *SFU) published(p *participant, t *webrtc.TrackRemote, rcv *webrtc.RTPRe
 	if p.gone {
 		return
 	}
+	mid := ""
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Receiver() == rcv {
+			mid = tr.Mid()
+		}
+	}
+	if !sendingMids(p.pc.RemoteDescription())[mid] {
+		// A re-offer stopped the track before its first packet was handled here.
+		_ = rcv.Stop()
+		return
+	}
 	id := t.ID()
 	if id == "" {
 		id = fmt.Sprintf("%s%d", t.Kind(), len(p.published))
@@ -380,9 +409,10 @@ func (s *SFU) published(p *participant, t *webrtc.TrackRemote, rcv *webrtc.RTPRe
 			}
 		}
 	}
-	f := newForwarder(id, p.id, t, p.pc, s.cfg.KeyFrameInterval)
+	f := newForwarder(id, s.streamID(p, t.StreamID()), t, p.pc, s.cfg.KeyFrameInterval)
 	l := f.addLayer(t)
 	p.published = append(p.published, f)
+	p.pubs[f] = publication{receiver: rcv, mid: mid}
 	s.spawn(func() { f.forward(l) })
 	s.spawn(func() { readPublisherRTCP(rcv, t.RID()) })
 	s.log.Debug("track published", "session", p.room.id, "user", p.id, "track", f.id, "rid", t.RID(), "codec", t.Codec().MimeType)
@@ -410,24 +440,170 @@ func readPublisherRTCP(rcv *webrtc.RTPReceiver, rid string) {
 	}
 }
 
+// streamID is the stream ID subscribers see for a track of p's stream sid
+// (docs/protocol.md, "Group sessions"): p's user ID for a stream of its first offer (or a
+// track in no stream), "<user ID>~<n>" for the n-th stream it adds later.
+func (s *SFU) streamID(p *participant, sid string) string {
+	if fwd, ok := p.streams[sid]; ok {
+		return fwd
+	}
+	fwd := p.id
+	if sid != "" && sid != "-" && !p.primary[sid] {
+		n := 1
+		for _, v := range p.streams {
+			if v != p.id {
+				n++
+			}
+		}
+		fwd = fmt.Sprintf("%s~%d", p.id, n)
+	}
+	p.streams[sid] = fwd
+	return fwd
+}
+
+// unpublishStopped takes from the others the tracks p no longer sends, as its current
+// remote description says: their media sections are gone, rejected (port 0), inactive or
+// receive-only on p's side. Pion has stopped their receivers, which ends their forwarders;
+// stopping them here too makes sure of it.
+func (s *SFU) unpublishStopped(p *participant) {
+	sending := sendingMids(p.pc.RemoteDescription())
+	kept := p.published[:0]
+	var gone []*forwarder
+	for _, f := range p.published {
+		if sending[p.pubs[f].mid] {
+			kept = append(kept, f)
+		} else {
+			gone = append(gone, f)
+		}
+	}
+	p.published = kept
+	for _, f := range gone {
+		_ = p.pubs[f].receiver.Stop()
+		delete(p.pubs, f)
+		s.log.Debug("track unpublished", "session", p.room.id, "user", p.id, "track", f.id)
+		for _, q := range p.room.members {
+			if q.want[f] {
+				delete(q.want, f)
+				s.act(q, q.neg.Changed())
+			}
+		}
+	}
+}
+
+// sendingMids returns the mids of the media sections in which the remote side of desc
+// sends media: not rejected, and sendrecv or sendonly (RFC 8866 §6.7; no direction
+// attribute means sendrecv).
+func sendingMids(desc *webrtc.SessionDescription) map[string]bool {
+	out := map[string]bool{}
+	if desc == nil {
+		return out
+	}
+	// Parsed afresh: desc is Pion's own, which its goroutines read.
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(desc.SDP); err != nil {
+		return out
+	}
+	for _, m := range parsed.MediaDescriptions {
+		mid, ok := m.Attribute(sdp.AttrKeyMID)
+		if !ok || m.MediaName.Port.Value == 0 {
+			continue
+		}
+		if _, ok := m.Attribute(sdp.AttrKeyRecvOnly); ok {
+			continue
+		}
+		if _, ok := m.Attribute(sdp.AttrKeyInactive); ok {
+			continue
+		}
+		out[mid] = true
+	}
+	return out
+}
+
+// topMid returns the highest numeric mid in an SDP, or -1.
+func topMid(sdpText string) int {
+	top := -1
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(sdpText); err != nil {
+		return top
+	}
+	for _, m := range parsed.MediaDescriptions {
+		if v, ok := m.Attribute(sdp.AttrKeyMID); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				top = max(top, n)
+			}
+		}
+	}
+	return top
+}
+
+// freeMid returns a mid no media section of p's peer connection, nor any offer p sent, has
+// used.
+func (p *participant) freeMid() string {
+	top := p.topMid
+	for _, tr := range p.pc.GetTransceivers() {
+		if n, err := strconv.Atoi(tr.Mid()); err == nil {
+			top = max(top, n)
+		}
+	}
+	return strconv.Itoa(top + 1)
+}
+
+// msidStreams returns the stream IDs an SDP's a=msid lines name (RFC 8830 §2).
+func msidStreams(sdpText string) map[string]bool {
+	out := map[string]bool{}
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(sdpText); err != nil {
+		return out
+	}
+	for _, m := range parsed.MediaDescriptions {
+		for _, a := range m.Attributes {
+			if a.Key == "msid" {
+				if stream, _, _ := strings.Cut(a.Value, " "); stream != "" && stream != "-" {
+					out[stream] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
 func (s *SFU) act(p *participant, a action) {
 	if a == offer {
 		s.offer(p)
 	}
 }
 
-// clientOffer answers a participant's first offer.
-func (s *SFU) clientOffer(p *participant, sdp string) {
-	if p.neg.ClientOffer() != answer {
-		s.cfg.Send(p.id, protocol.Error{Code: protocol.CodeUnsupported, Ref: protocol.TypeOffer,
-			Message: "the SFU does not take a second offer; it offers itself when what you receive changes"})
+// clientOffer answers a participant's offer: its first, or a later one that changes what
+// it publishes. An offer that crosses the SFU's own is ignored (the SFU is the impolite
+// peer of perfect negotiation, W3C webrtc-pc §10.7): the participant rolls back, answers,
+// and offers again.
+func (s *SFU) clientOffer(p *participant, offerSDP string) {
+	first := p.pc.RemoteDescription() == nil
+	p.topMid = max(p.topMid, topMid(offerSDP))
+	if p.neg.ClientOffer() == glare {
+		s.log.Debug("client offer crossed the SFU's; ignored", "session", p.room.id, "user", p.id)
+		s.cfg.Send(p.id, protocol.Error{Code: protocol.CodeGlare, Ref: protocol.TypeOffer,
+			Message: "your offer crossed the SFU's offer and was ignored; answer the SFU's offer, then offer again"})
 		return
 	}
-	if err := s.answer(p, sdp); err != nil {
+	if first {
+		p.primary = msidStreams(offerSDP)
+	}
+	if err := s.answer(p, offerSDP); err != nil {
 		s.log.Info("client offer", "session", p.room.id, "user", p.id, "err", err)
 		s.cfg.Send(p.id, protocol.Error{Code: protocol.CodeBadMessage, Ref: protocol.TypeOffer,
 			Message: fmt.Sprintf("the SFU could not answer your offer: %v", err)})
-		return
+		if first {
+			return
+		}
+		if p.pc.SignalingState() != webrtc.SignalingStateStable {
+			if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
+				s.log.Error("roll back client offer", "session", p.room.id, "user", p.id, "err", err)
+			}
+		}
+	}
+	if !first {
+		s.unpublishStopped(p)
 	}
 	s.act(p, p.neg.Answered())
 }
@@ -461,6 +637,9 @@ func (s *SFU) clientAnswer(p *participant, sdp string) {
 			Message: fmt.Sprintf("the SFU could not apply your answer: %v", err)})
 	} else {
 		s.flushCandidates(p)
+		// An answer can stop tracks too: one the participant removed before it got the
+		// offer this answers (its offer saying so crossed ours and was ignored).
+		s.unpublishStopped(p)
 		// A new subscriber needs a key frame to start decoding.
 		for f, sub := range p.subs {
 			if !sub.negotiated {
@@ -549,6 +728,13 @@ func (s *SFU) sync(p *participant) error {
 				errs = append(errs, fmt.Errorf("codecs of track %s: %w", f.id, err))
 			}
 		}
+		// The SFU picks the mid: above every mid the participant has used, in offers the SFU
+		// ignored too. A client that keeps a rolled-back transceiver's mid (Pion does; the
+		// spec, W3C webrtc-pc §4.4.1.5, clears it) would otherwise find that mid on an SFU
+		// media section.
+		if err := tr.SetMid(p.freeMid()); err != nil {
+			errs = append(errs, fmt.Errorf("mid for track %s: %w", f.id, err))
+		}
 		sender := tr.Sender()
 		down := newDownTrack(local, f.clockRate)
 		// The subscriber's RTCP: NACKs go to the responder interceptor on the way; PLI and
@@ -584,8 +770,10 @@ type ParticipantStats struct {
 	ID         string `json:"id"`
 	Session    string `json:"session"`
 	OffersSent int    `json:"offers_sent"` // SFU offers made to it
-	Published  int    `json:"published"`   // tracks it publishes
-	Subscribed int    `json:"subscribed"`  // tracks forwarded to it, as of the last offer
+	// Glares: its offers the SFU ignored because they crossed an SFU offer.
+	Glares     int `json:"glares"`
+	Published  int `json:"published"`  // tracks it publishes
+	Subscribed int `json:"subscribed"` // tracks forwarded to it, as of the last offer
 	// Stable: no offer is in flight or waiting, so Subscribed is what it receives.
 	Stable bool `json:"stable"`
 	// Forwarded is how many RTP packets of its tracks were forwarded (once per packet,
@@ -609,7 +797,7 @@ func (s *SFU) Stats() Stats {
 		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load()}
 	for _, r := range s.rooms {
 		for _, p := range r.members {
-			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Published: len(p.published),
+			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Glares: p.neg.glares, Published: len(p.published),
 				Subscribed: len(p.subs), Stable: p.neg.Stable()}
 			for _, f := range p.published {
 				ps.Forwarded += f.packets.Load()

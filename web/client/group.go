@@ -23,8 +23,10 @@ const (
 )
 
 // groupCall is the one RTCPeerConnection with the server's SFU in a group session
-// (docs/protocol.md, "Group sessions"): this side offers once, then only answers the SFU's
-// offers as the other participants' tracks come and go. There is no chat channel: the SFU
+// (docs/protocol.md, "Group sessions"): this side offers first, answers the SFU's offers as
+// the other participants' tracks come and go, and offers again when what it sends changes
+// (a screen share, screen.go). It is the polite peer of perfect negotiation (W3C webrtc-pc
+// §10.7): an SFU offer that crosses its own wins. There is no chat channel: the SFU
 // carries none.
 type groupCall struct {
 	c       *client
@@ -40,6 +42,9 @@ type groupCall struct {
 	queued  []string
 
 	pcState, iceState string
+
+	screen  *screenShare // this side's screen share, or nil
+	picking bool         // the browser's screen picker is open
 
 	me    *tile
 	tiles map[string]*tile // remote participants' tiles, by user ID
@@ -109,6 +114,7 @@ func (g *groupCall) start() error {
 	g.on(pc, "oniceconnectionstatechange", func(js.Value) { g.onStateChange() })
 	g.on(pc, "onconnectionstatechange", func(js.Value) { g.onStateChange() })
 	g.on(pc, "ontrack", g.onTrack)
+	g.on(pc, "onnegotiationneeded", func(js.Value) { g.negotiate() })
 
 	c.media.addTracksTo(pc, true, true)
 	g.me.stream = c.media.stream
@@ -125,8 +131,27 @@ func (g *groupCall) start() error {
 	return nil
 }
 
+// negotiate offers what this side now sends (a screen share started or stopped). The
+// browser fires negotiationneeded again when it is back in the stable state if it still
+// has something to negotiate, after a rollback too; the first offer is start's.
+func (g *groupCall) negotiate() {
+	if !g.answered || g.pc.Get("signalingState").String() != "stable" {
+		return
+	}
+	if _, err := call(g.pc, "setLocalDescription"); err != nil { // an offer (W3C webrtc-pc §4.4.1.5)
+		g.fail("offer: " + err.Error())
+		return
+	}
+	g.c.sig.send(protocol.Offer{SessionID: g.c.session, To: protocol.ServerPeer,
+		SDP: g.pc.Get("localDescription").Get("sdp").String()})
+}
+
 func (g *groupCall) onAnswer(m protocol.Answer) {
-	if m.From != protocol.ServerPeer || !g.pc.Truthy() || g.answered {
+	if m.From != protocol.ServerPeer || !g.pc.Truthy() {
+		return
+	}
+	if g.answered {
+		g.onReanswer(m.SDP)
 		return
 	}
 	if _, err := call(g.pc, "setRemoteDescription", map[string]any{"type": "answer", "sdp": m.SDP}); err != nil {
@@ -142,6 +167,18 @@ func (g *groupCall) onAnswer(m protocol.Answer) {
 	g.queued = nil
 	for _, sdp := range queued {
 		g.answerOffer(sdp)
+	}
+	g.c.render() // screen sharing is possible from now on
+}
+
+// onReanswer applies the SFU's answer to one of this side's later offers.
+func (g *groupCall) onReanswer(sdp string) {
+	if st := g.pc.Get("signalingState").String(); st != "have-local-offer" {
+		js.Global().Get("console").Call("info", "parley: an answer from the server in signaling state "+st+"; ignored")
+		return
+	}
+	if _, err := call(g.pc, "setRemoteDescription", map[string]any{"type": "answer", "sdp": sdp}); err != nil {
+		g.fail("set the server's answer: " + err.Error())
 	}
 }
 
@@ -163,11 +200,12 @@ func (g *groupCall) answerOffer(sdp string) {
 		return
 	}
 	pc := g.pc
-	// Every step below is awaited on the loop, so no other negotiation step interleaves;
-	// were the state not stable anyway, setRemoteDescription(offer) would roll our side
-	// back first (W3C webrtc-pc §4.4.1.5, implicit rollback).
+	// Every step below is awaited on the loop, so no other negotiation step interleaves.
+	// An offer of ours in flight crossed this one (glare): the SFU ignores ours, and
+	// setRemoteDescription(offer) rolls it back (W3C webrtc-pc §4.4.1.6, implicit
+	// rollback); negotiationneeded then fires again.
 	if st := pc.Get("signalingState").String(); st != "stable" {
-		js.Global().Get("console").Call("warn", "parley: the server's offer came in signaling state "+st)
+		js.Global().Get("console").Call("info", "parley: the server's offer crossed ours (signaling state "+st+"); rolling ours back")
 	}
 	if _, err := call(pc, "setRemoteDescription", map[string]any{"type": "offer", "sdp": sdp}); err != nil {
 		g.fail("set the server's offer: " + err.Error())
@@ -233,6 +271,9 @@ func (g *groupCall) onTrack(ev js.Value) {
 	t := g.tiles[id]
 	if t == nil {
 		t = g.addTile(id)
+	}
+	if isScreen(id) {
+		t.el.Get("classList").Call("add", "screen")
 	}
 	if !t.stream.Equal(stream) {
 		t.stream, t.watched = stream, false
@@ -329,8 +370,12 @@ func (g *groupCall) newTile(id, name string) *tile {
 }
 
 func (g *groupCall) addTile(id string) *tile {
+	cls := "peer"
+	if isScreen(id) {
+		cls = "screen"
+	}
 	t := g.newTile(id, g.c.displayName(id))
-	t.el.Get("classList").Call("add", "peer")
+	t.el.Get("classList").Call("add", cls)
 	g.tiles[id] = t
 	g.order = append(g.order, id)
 	g.c.ui.grid.Call("append", t.el)
@@ -391,7 +436,11 @@ func (g *groupCall) syncTiles() {
 			g.removeTile(id)
 		}
 	}
-	for _, t := range append([]*tile{g.me}, g.tileList()...) {
+	tiles := append([]*tile{g.me}, g.tileList()...)
+	if g.screen != nil {
+		tiles = append(tiles, g.screen.tile)
+	}
+	for _, t := range tiles {
 		t.hasVideo = liveTracks(t.stream, "video") > 0
 		want := t.stream
 		if liveTracks(t.stream, "") == 0 {
@@ -400,13 +449,13 @@ func (g *groupCall) syncTiles() {
 		if !t.video.Get("srcObject").Equal(want) {
 			t.video.Set("srcObject", want)
 			if want.Truthy() {
-				if t == g.me {
+				if t == g.me || (g.screen != nil && t == g.screen.tile) {
 					t.video.Set("muted", true) // no echo of oneself
 				}
 				g.play(t)
 			}
 		}
-		if t != g.me {
+		if t != g.me && (g.screen == nil || t != g.screen.tile) {
 			setText(t.label, g.c.displayName(t.id)) // a name can come after the tile
 		}
 		cls := t.el.Get("classList")
@@ -424,11 +473,12 @@ func (g *groupCall) tileList() []*tile {
 	return ts
 }
 
-// participants are the remote participants with a live video tile, in grid order.
+// participants are the remote participants with a live video tile, in grid order (their
+// screen shares not counted).
 func (g *groupCall) participants() []any {
 	ids := []any{}
 	for _, t := range g.tileList() {
-		if t.hasVideo {
+		if t.hasVideo && !isScreen(t.id) {
 			ids = append(ids, t.id)
 		}
 	}
@@ -551,6 +601,12 @@ func (c *client) endGroup() {
 		return
 	}
 	c.group = nil
+	if s := g.screen; s != nil {
+		g.screen = nil
+		s.track.Call("stop")
+		s.tile.video.Set("srcObject", js.Null())
+		s.tile.el.Call("remove")
+	}
 	g.h.release()
 	if g.pc.Truthy() {
 		g.pc.Call("close")

@@ -20,10 +20,11 @@
 // For tests and the curious, window.parley shows the live state: pc (the RTCPeerConnection
 // or null), state (see the state constants), sessionId, chat ("closed", "opening",
 // "ready" or "unavailable"), group (whether the call goes through the SFU), participants
-// (the user IDs of the remote participants with a live video tile), speaker (the
-// highlighted participant's ID, "me", or ""), userId (this tab's user ID on the server),
-// name (the display name this tab sent) and names (the other participants' display names,
-// by user ID; names.go).
+// (the user IDs of the remote participants with a live video tile), screens (the stream IDs
+// of the remote screen shares shown, "<user ID>~<n>"), sharing (whether this side shares
+// its screen), speaker (the highlighted participant's ID, "me", or ""), userId (this tab's
+// user ID on the server), name (the display name this tab sent) and names (the other
+// participants' display names, by user ID; names.go).
 package main
 
 import (
@@ -90,6 +91,7 @@ func main() {
 	listen(q, c.ui.copyLink, "click", false, c.onCopyLink)
 	listen(q, c.ui.muteMic, "click", false, c.onMuteMic)
 	listen(q, c.ui.toggleCamera, "click", false, c.onToggleCamera)
+	listen(q, c.ui.shareScreen, "click", false, c.onShareScreen)
 	listen(q, c.ui.unmuteRemote, "click", false, c.onUnmuteRemote)
 	listen(q, c.ui.chatForm, "submit", true, c.onChatSend)
 	listen(q, c.ui.displayName, "input", false, c.onNameInput)
@@ -189,6 +191,17 @@ func (c *client) render() {
 	}
 	p.Set("participants", participants)
 	p.Set("names", c.namesObject())
+	screens := []any{}
+	if group {
+		screens = c.group.screens()
+	}
+	p.Set("screens", screens)
+	sharing := group && c.group.screen != nil
+	setHidden(u.shareScreen, !group || !in)
+	setDisabled(u.shareScreen, !group || !c.group.answered || c.group.picking)
+	setText(u.shareScreen, pick(sharing, "Stop sharing", "Share screen"))
+	u.shareScreen.Call("setAttribute", "aria-pressed", pick(sharing, "true", "false"))
+	p.Set("sharing", sharing)
 
 	c.media.render(u)
 	c.renderChat()
@@ -400,6 +413,11 @@ func (c *client) handle(m protocol.Message) {
 	case protocol.Candidate:
 		c.onCandidate(m)
 	case protocol.Error:
+		if c.group != nil && m.Code == protocol.CodeGlare {
+			// Our offer crossed the SFU's; answering it rolls ours back (group.go).
+			js.Global().Get("console").Call("info", "parley: "+m.Message)
+			return
+		}
 		if c.group != nil && m.Code == protocol.CodeUnsupported && m.Ref != protocol.TypeOffer {
 			// An answer or candidate of the peer-to-peer call, sent before this side heard
 			// that the call became a group: it no longer matters.

@@ -72,8 +72,12 @@ func (c *client) notePeerName(id, name string) {
 	c.names[id] = name
 }
 
-// displayName is how participant id is labelled: its name, or a short form of its user ID.
+// displayName is how participant id is labelled: its name, or a short form of its user ID;
+// for a screen share's stream ID ("<user ID>~<n>"), whose screen it is.
 func (c *client) displayName(id string) string {
+	if isScreen(id) {
+		return c.displayName(screenOwner(id)) + "'s screen"
+	}
 	if name := c.names[id]; name != "" {
 		return name
 	}

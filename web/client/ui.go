@@ -16,7 +16,7 @@ type ui struct {
 
 	remote, remoteVideo, remotePlaceholder, unmuteRemote, localVideo js.Value
 	grid, unmuteGroup                                                js.Value
-	muteMic, toggleCamera, hangUp                                    js.Value
+	muteMic, toggleCamera, shareScreen, hangUp                       js.Value
 
 	chatState, chatLog, chatForm, chatInput, chatSend js.Value
 }
@@ -57,6 +57,7 @@ func newUI() *ui {
 		localVideo:        el("local-video"),
 		muteMic:           el("mute-mic"),
 		toggleCamera:      el("toggle-camera"),
+		shareScreen:       el("share-screen"),
 		hangUp:            el("hang-up"),
 		chatState:         el("chat-state"),
 		chatLog:           el("chat-log"),
