@@ -98,7 +98,11 @@ func (g *groupCall) startShare(stream js.Value) {
 		return
 	}
 	track := tracks.Index(0)
-	sender := g.pc.Call("addTrack", track, stream)
+	// A transceiver of its own, send-only: addTrack would reuse a receive-only transceiver
+	// that an SFU offer made for someone else's video (W3C webrtc-pc §5.1, addTrack step
+	// 7), and the SFU, which sends on that media section, would never receive the screen.
+	tr := g.pc.Call("addTransceiver", track, map[string]any{"direction": "sendonly", "streams": []any{stream}})
+	sender := tr.Get("sender")
 	t := g.newTile("me~screen", "Your screen")
 	t.el.Get("classList").Call("add", "screen", "mine")
 	t.stream = stream
