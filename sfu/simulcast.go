@@ -8,6 +8,7 @@ import (
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtp"
 )
 
 // The I/O shell of simulcast: a bandwidth estimate per subscriber peer connection, and a
@@ -59,7 +60,38 @@ func (e *estimators) interceptors() ([]interceptor.Factory, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []interceptor.Factory{bwe, seq}, nil
+	return []interceptor.Factory{rtxAround{bwe}, seq}, nil
+}
+
+// rtxAround passes a stream's retransmissions (RTX, RFC 4588) and FEC around the bandwidth
+// estimator: its pacer knows a stream by its media SSRC only and refuses packets of any
+// other, so the NACK responder's RTX packets, written through the estimator, were all
+// dropped. Around it they still get transport-wide sequence numbers (the header extension
+// interceptor is below); the estimator ignores feedback on numbers it did not see.
+type rtxAround struct{ interceptor.Factory }
+
+func (f rtxAround) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	i, err := f.Factory.NewInterceptor(id)
+	if err != nil {
+		return nil, err
+	}
+	return &rtxAroundInterceptor{Interceptor: i}, nil
+}
+
+type rtxAroundInterceptor struct{ interceptor.Interceptor }
+
+func (i *rtxAroundInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	est := i.Interceptor.BindLocalStream(info, w)
+	if info.SSRCRetransmission == 0 && info.SSRCForwardErrorCorrection == 0 {
+		return est
+	}
+	media := info.SSRC
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if h.SSRC == media {
+			return est.Write(h, payload, a)
+		}
+		return w.Write(h, payload, a)
+	})
 }
 
 // take returns the estimator of the peer connection just made.
