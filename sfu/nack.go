@@ -23,6 +23,7 @@ type nackCounts struct {
 	retransmitted atomic.Uint64 // RTP packets resent to subscribers in answer
 	sent          atomic.Uint64 // NACK messages to publishers
 	sentPackets   atomic.Uint64 // sequence numbers they named
+	written       atomic.Uint64 // RTP packets written to subscribers, not counting retransmissions
 }
 
 // nackedPackets is how many sequence numbers a NACK names: each pair names its packet ID
@@ -61,7 +62,8 @@ func (i *nackInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.R
 	})
 }
 
-// BindLocalStream counts the responder's retransmissions on one forwarded track. With RTX
+// BindLocalStream counts the packets written on one forwarded track, and of them the
+// responder's retransmissions. With RTX
 // negotiated (RFC 4588) they are the packets on the retransmission SSRC. Without, the
 // responder resends on the track's own SSRC, and a retransmission is a sequence number
 // sent before: a table of the last 1024 tells, which covers the responder's cache (1024
@@ -69,8 +71,11 @@ func (i *nackInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.R
 func (i *nackInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	if rtx := info.SSRCRetransmission; rtx != 0 {
 		return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-			if h.SSRC == rtx {
+			switch h.SSRC {
+			case rtx:
 				i.c.retransmitted.Add(1)
+			case info.SSRC:
+				i.c.written.Add(1)
 			}
 			return w.Write(h, payload, a)
 		})
@@ -88,6 +93,8 @@ func (i *nackInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interc
 			mu.Unlock()
 			if again {
 				i.c.retransmitted.Add(1)
+			} else {
+				i.c.written.Add(1)
 			}
 		}
 		return w.Write(h, payload, a)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/parley-rtc/parley/protocol"
 	"github.com/parley-rtc/parley/rtcapi"
+	"github.com/parley-rtc/parley/udpbatch"
 )
 
 // Config sets up an SFU. Its zero value, with Send set, is a working default that gathers
@@ -31,6 +33,9 @@ type Config struct {
 	Send func(to string, m protocol.Message)
 	// LoopbackOnly gathers only loopback ICE candidates, for tests on one machine.
 	LoopbackOnly bool
+	// MediaPort is the UDP port that carries every participant's media (ICE host
+	// candidates), on each local address; 0 means one the system picks at New.
+	MediaPort int
 	// KeyFrameInterval is the shortest time between two key frame requests (RTCP PLI,
 	// RFC 4585 §6.3.1) the SFU sends for one published track; 0 means 500 ms.
 	KeyFrameInterval time.Duration
@@ -40,9 +45,10 @@ type Config struct {
 
 // SFU forwards the media of group sessions. Create it with New; Close ends it.
 type SFU struct {
-	cfg Config
-	log *slog.Logger
-	api *webrtc.API
+	cfg   Config
+	log   *slog.Logger
+	api   *webrtc.API
+	media *mediaMux
 
 	// Events from Handle and from Pion's callbacks wait in queue for the loop goroutine,
 	// which owns the rooms. The queue is unbounded so that no callback ever waits on the
@@ -115,12 +121,18 @@ func New(cfg Config) (*SFU, error) {
 		loopDone: make(chan struct{}),
 		rooms:    make(map[string]*room),
 	}
+	media, err := listenMedia(cfg.MediaPort, cfg.LoopbackOnly, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("sfu: %w", err)
+	}
+	s.media = media
 	// Pion's default interceptors: the NACK responder answers a subscriber's NACK from its
 	// cache of what the SFU sent; before them, the counter of NACKs and retransmissions
 	// (nack.go), so that it is the closest to the network.
-	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: cfg.LoopbackOnly,
+	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: cfg.LoopbackOnly, UDPMux: media.mux,
 		Interceptors: []interceptor.Factory{nackCounter{&s.nacks}}})
 	if err != nil {
+		media.close()
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
 	s.api = api
@@ -159,8 +171,12 @@ func (s *SFU) Close() error {
 	}
 	<-s.loopDone
 	s.wg.Wait()
+	s.media.close()
 	return nil
 }
+
+// MediaAddrs are the local addresses of the SFU's media port (Config.MediaPort).
+func (s *SFU) MediaAddrs() []netip.AddrPort { return s.media.addrs() }
 
 func (s *SFU) loop() {
 	defer close(s.loopDone)
@@ -528,6 +544,14 @@ type Stats struct {
 	Retransmissions  uint64 `json:"retransmissions"`
 	NACKsSent        uint64 `json:"nacks_sent"`
 	NACKsSentPackets uint64 `json:"nacks_sent_packets"`
+
+	// Written is how many RTP packets the SFU wrote to subscribers, in total since New:
+	// each forwarded packet once per subscriber, retransmissions not included.
+	Written uint64 `json:"written"`
+	// Media counts the datagrams of the media port (every participant's RTP, RTCP, DTLS
+	// and STUN) and the system calls that sent them; Dropped ones found the send queue
+	// full.
+	Media udpbatch.Stats `json:"media"`
 }
 
 // ParticipantStats describes one participant.
@@ -551,7 +575,8 @@ func (s *SFU) Stats() Stats {
 	st := Stats{Rooms: len(s.rooms), OffersSent: s.offersSent.Load(),
 		NACKsReceived: s.nacks.received.Load(), NACKedPackets: s.nacks.nacked.Load(),
 		Retransmissions: s.nacks.retransmitted.Load(),
-		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load()}
+		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load(),
+		Written: s.nacks.written.Load(), Media: s.media.stats()}
 	for _, r := range s.rooms {
 		for _, p := range r.members {
 			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Published: len(p.published),
