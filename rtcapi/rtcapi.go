@@ -33,6 +33,10 @@ type Options struct {
 	// its sockets (one port), instead of a socket per peer connection. Its listen addresses
 	// are used as they are: LoopbackOnly does not filter them.
 	UDPMux ice.UDPMux
+	// NoStats leaves out Pion's stats interceptor, which records every RTP and RTCP packet
+	// for PeerConnection.GetStats alone; GetStats then has no RTP stream statistics. For
+	// the SFU, which writes each forwarded packet once per subscriber and never asks.
+	NoStats bool
 }
 
 // New returns an API for creating peer connections.
@@ -45,8 +49,7 @@ func New(o Options) (*webrtc.API, error) {
 	for _, f := range o.Interceptors {
 		ir.Add(f)
 	}
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir,
-		webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(MaxNACKsPerPacket))); err != nil {
+	if err := registerInterceptors(m, ir, !o.NoStats); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	var se webrtc.SettingEngine
@@ -66,4 +69,25 @@ func New(o Options) (*webrtc.API, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// registerInterceptors does what webrtc.RegisterDefaultInterceptors does, in its order,
+// with NACK repeats capped and the stats interceptor optional.
+func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats bool) error {
+	if err := webrtc.ConfigureNackWithOptions(m, ir,
+		[]nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(MaxNACKsPerPacket)}); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return err
+	}
+	if stats {
+		if err := webrtc.ConfigureStatsInterceptor(ir); err != nil {
+			return err
+		}
+	}
+	return webrtc.ConfigureTWCCSender(m, ir)
 }

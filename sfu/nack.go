@@ -2,7 +2,6 @@ package sfu
 
 import (
 	"math/bits"
-	"sync"
 	"sync/atomic"
 
 	"github.com/pion/interceptor"
@@ -80,18 +79,13 @@ func (i *nackInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interc
 			return w.Write(h, payload, a)
 		})
 	}
-	var (
-		mu   sync.Mutex // the forwarder and the responder write concurrently
-		sent [1024]uint32
-	)
+	// Atomic slots, as the forwarder and the responder write concurrently: no lock on the
+	// path of every packet.
+	var sent [1024]atomic.Uint32
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		if h.SSRC == info.SSRC {
-			slot, mark := &sent[h.SequenceNumber%uint16(len(sent))], uint32(h.SequenceNumber)+1 // 0: empty
-			mu.Lock()
-			again := *slot == mark
-			*slot = mark
-			mu.Unlock()
-			if again {
+			mark := uint32(h.SequenceNumber) + 1 // 0: empty
+			if again := sent[h.SequenceNumber%uint16(len(sent))].Swap(mark) == mark; again {
 				i.c.retransmitted.Add(1)
 			} else {
 				i.c.written.Add(1)
