@@ -86,12 +86,14 @@ type SFURun struct {
 	// Written is the server's own count of RTP packets written to subscribers in the
 	// window (GET /healthz/sfu), retransmissions not included; ServerUSPerWritten is the
 	// server's CPU per written packet, in µs. MediaDatagrams and MediaBatches are the
-	// datagrams its media port sent in the window and the system calls that sent them.
-	// All zero for a server without /healthz/sfu.
+	// datagrams its media port sent in the window and the system calls that sent them;
+	// MediaDropped those it dropped on a full send queue. All zero for a server without
+	// /healthz/sfu.
 	Written            int64   `json:"written_packets,omitempty"`
 	ServerUSPerWritten float64 `json:"server_us_per_written,omitempty"`
 	MediaDatagrams     int64   `json:"media_datagrams,omitempty"`
 	MediaBatches       int64   `json:"media_batches,omitempty"`
+	MediaDropped       int64   `json:"media_dropped,omitempty"`
 	// BenchCores is this process's CPU (publisher and subscribers) per second of window.
 	BenchCores float64 `json:"bench_cores"`
 	// DelayMS is the forwarding delay of video packets written in the window: from the
@@ -296,6 +298,7 @@ func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 		run.Written = int64(tot1.Written - tot0.Written)
 		run.MediaDatagrams = int64(tot1.Media.Sent - tot0.Media.Sent)
 		run.MediaBatches = int64(tot1.Media.Batches - tot0.Media.Batches)
+		run.MediaDropped = int64(tot1.Media.Dropped - tot0.Media.Dropped)
 		if run.Written > 0 {
 			run.ServerUSPerWritten = float64((srv1 - srv0).Microseconds()) / float64(run.Written)
 		}
@@ -413,6 +416,7 @@ type sfuTotalsReport struct {
 	Media   struct {
 		Sent    uint64 `json:"sent"`
 		Batches uint64 `json:"batches"`
+		Dropped uint64 `json:"dropped"`
 	} `json:"media"`
 }
 

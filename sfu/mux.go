@@ -131,6 +131,7 @@ func (m *mediaMux) stats() udpbatch.Stats {
 		s.Sent += cs.Sent
 		s.Batches += cs.Batches
 		s.Dropped += cs.Dropped
+		s.Waits += cs.Waits
 		s.Errors += cs.Errors
 	}
 	return s

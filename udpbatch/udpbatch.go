@@ -5,8 +5,9 @@
 // A write copies the datagram into a pooled buffer and queues it; one writer goroutine per
 // socket sends everything queued. Batching is natural: while the writer is in a system call,
 // the next datagrams queue up, and it sends them all with the next one. An idle socket adds
-// no delay: the writer wakes on the first datagram. The queue is bounded; a datagram that
-// finds it full is dropped and counted, as a full socket buffer would drop it.
+// no delay: the writer wakes on the first datagram. The queue is bounded: a write that finds
+// it full waits for the writer to take what is queued (back pressure, as a blocking
+// sendto(2) gives), but at most MaxWait; then the datagram is dropped and counted.
 package udpbatch
 
 import (
@@ -24,15 +25,18 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultQueueLen = 4096
+	DefaultQueueLen = 8192
 	DefaultBatch    = 64
+	DefaultMaxWait  = 250 * time.Millisecond
 )
 
 // Options adjusts a Conn. The zero value is a working default.
 type Options struct {
-	// QueueLen is how many datagrams may wait for the writer; 0 means DefaultQueueLen. A
-	// write that finds the queue full is dropped (Stats.Dropped).
+	// QueueLen is how many datagrams may wait for the writer; 0 means DefaultQueueLen.
 	QueueLen int
+	// MaxWait is how long a write that finds the queue full waits for room before its
+	// datagram is dropped (Stats.Dropped); 0 means DefaultMaxWait, < 0 not at all.
+	MaxWait time.Duration
 	// Batch is the most datagrams sent with one system call; 0 means DefaultBatch. Linux
 	// takes at most 1024 (UIO_MAXIOV).
 	Batch int
@@ -42,7 +46,8 @@ type Options struct {
 type Stats struct {
 	Sent    uint64 `json:"sent"`    // datagrams the kernel took
 	Batches uint64 `json:"batches"` // system calls that sent them
-	Dropped uint64 `json:"dropped"` // writes dropped because the queue was full
+	Dropped uint64 `json:"dropped"` // writes dropped because the queue stayed full for MaxWait
+	Waits   uint64 `json:"waits"`   // writes that found the queue full and waited
 	Errors  uint64 `json:"errors"`  // datagrams the kernel refused (e.g. EPERM from a firewall, ENETUNREACH)
 }
 
@@ -55,17 +60,19 @@ type Conn struct {
 	batch batchWriter
 	max   int // queue bound
 	size  int // datagrams per system call
+	wait  time.Duration
 
 	mu      sync.Mutex
 	queue   []*datagram
 	closing bool
+	room    chan struct{} // made by a write that waits for room, closed by the writer
 	wake    chan struct{} // capacity 1
 	done    chan struct{} // closed when the writer has ended
 	close   sync.Once
 
 	pool sync.Pool // *datagram
 
-	sent, batches, dropped, errs atomic.Uint64
+	sent, batches, dropped, waits, errs atomic.Uint64
 }
 
 // batchWriter is what ipv4.PacketConn and ipv6.PacketConn have in common (their Message
@@ -101,7 +108,10 @@ func New(c *net.UDPConn, o Options) (*Conn, error) {
 		o.Batch = DefaultBatch
 	}
 	o.Batch = min(o.Batch, 1024)
-	b := &Conn{c: c, max: o.QueueLen, size: o.Batch, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if o.MaxWait == 0 {
+		o.MaxWait = DefaultMaxWait
+	}
+	b := &Conn{c: c, max: o.QueueLen, size: o.Batch, wait: o.MaxWait, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if la.IP.To4() != nil {
 		b.batch = ipv4.NewPacketConn(c)
 	} else {
@@ -131,8 +141,9 @@ func (b *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 }
 
 // WriteToAddrPort queues a copy of p for addr. It returns len(p), or net.ErrClosed after
-// Close. A write that finds the queue full is dropped and counted, and still returns
-// len(p): to the caller it is a datagram lost on the way.
+// Close. A write that finds the queue full waits up to Options.MaxWait for room; if there
+// is still none, the datagram is dropped and counted, and the write still returns len(p):
+// to the caller it is a datagram lost on the way.
 func (b *Conn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	d := b.pool.Get().(*datagram)
 	d.buf = append(d.buf[:0], p...)
@@ -148,10 +159,34 @@ func (b *Conn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	d.addr.Port, d.addr.Zone = int(addr.Port()), ip.Zone()
 
 	b.mu.Lock()
+	var timeout *time.Timer // made on the slow path only
+	for len(b.queue) >= b.max && !b.closing {
+		if timeout == nil {
+			if b.wait < 0 {
+				break
+			}
+			b.waits.Add(1)
+			timeout = time.NewTimer(b.wait)
+			defer timeout.Stop()
+		}
+		if b.room == nil {
+			b.room = make(chan struct{})
+		}
+		room := b.room
+		b.mu.Unlock()
+		select {
+		case <-room:
+		case <-timeout.C:
+			b.dropped.Add(1)
+			b.pool.Put(d)
+			return len(p), nil
+		}
+		b.mu.Lock()
+	}
 	if b.closing {
 		b.mu.Unlock()
 		b.pool.Put(d)
-		return 0, &net.OpError{Op: "write", Net: "udp", Addr: &d.addr, Err: net.ErrClosed}
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(addr), Err: net.ErrClosed}
 	}
 	if len(b.queue) >= b.max {
 		b.mu.Unlock()
@@ -184,6 +219,10 @@ func (b *Conn) writer() {
 			b.mu.Lock()
 			batch, b.queue = b.queue, batch[:0]
 			closing := b.closing
+			if b.room != nil { // the queue is empty now: writes waiting for room go on
+				close(b.room)
+				b.room = nil
+			}
 			b.mu.Unlock()
 			if len(batch) == 0 {
 				if closing {
@@ -239,6 +278,10 @@ func (b *Conn) Close() error {
 	b.close.Do(func() {
 		b.mu.Lock()
 		b.closing = true
+		if b.room != nil {
+			close(b.room)
+			b.room = nil
+		}
 		b.mu.Unlock()
 		select {
 		case b.wake <- struct{}{}:
@@ -252,7 +295,8 @@ func (b *Conn) Close() error {
 
 // Stats returns the totals so far.
 func (b *Conn) Stats() Stats {
-	return Stats{Sent: b.sent.Load(), Batches: b.batches.Load(), Dropped: b.dropped.Load(), Errors: b.errs.Load()}
+	return Stats{Sent: b.sent.Load(), Batches: b.batches.Load(), Dropped: b.dropped.Load(), Waits: b.waits.Load(),
+		Errors: b.errs.Load()}
 }
 
 // LocalAddr returns the socket's address, a *net.UDPAddr.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -204,10 +205,10 @@ func TestManyWriters(t *testing.T) {
 	})
 }
 
-// With a queue of one, concurrent writers overflow it: every write is then either sent or
-// counted as dropped, and none blocks.
+// With a queue of one and no waiting, concurrent writers overflow it: every write is then
+// either sent or counted as dropped, and none blocks.
 func TestBoundedQueue(t *testing.T) {
-	p := newPair(t, "127.0.0.1", udpbatch.Options{QueueLen: 1})
+	p := newPair(t, "127.0.0.1", udpbatch.Options{QueueLen: 1, MaxWait: -1})
 	r := receive(t, p.recv)
 	const writers, per = 8, 500
 	var wg sync.WaitGroup
@@ -226,8 +227,8 @@ func TestBoundedQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := p.send.Stats()
-	if st.Sent+st.Dropped != writers*per || st.Errors != 0 {
-		t.Fatalf("stats %+v: sent and dropped should make %d", st, writers*per)
+	if st.Sent+st.Dropped != writers*per || st.Errors != 0 || st.Waits != 0 {
+		t.Fatalf("stats %+v: sent and dropped should make %d, with no wait", st, writers*per)
 	}
 	// The receiver's buffer may overflow here, so only the first datagram must arrive.
 	r.waitFor(t, 1)
@@ -329,4 +330,58 @@ func TestRefusedDatagram(t *testing.T) {
 			t.Fatalf("datagram %d is %d", i, seq)
 		}
 	}
+}
+
+// With a queue of one and time to wait, concurrent writers wait for room instead of
+// dropping: back pressure.
+func TestBackPressure(t *testing.T) {
+	p := newPair(t, "127.0.0.1", udpbatch.Options{QueueLen: 1, MaxWait: time.Minute})
+	r := receive(t, p.recv)
+	const writers, bursts, per = 8, 10, 20
+	for b := range bursts {
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range per {
+					if _, err := p.send.WriteToAddrPort(datagram(uint32(w), uint32(b*per+i), 100), p.to); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		r.waitFor(t, (b+1)*writers*per)
+	}
+	st := p.send.Stats()
+	if st.Sent != writers*bursts*per || st.Dropped != 0 || st.Waits == 0 {
+		t.Fatalf("stats %+v: want %d sent, none dropped, some writes waiting", st, writers*bursts*per)
+	}
+	t.Logf("%+v", st)
+}
+
+// Close lets writes waiting for room go: the writer drains the queue first, they then
+// find the Conn closed or their datagram queued.
+func TestCloseWhileWaiting(t *testing.T) {
+	p := newPair(t, "127.0.0.1", udpbatch.Options{QueueLen: 1, MaxWait: time.Minute})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				if _, err := p.send.WriteToAddrPort(datagram(uint32(w), uint32(i), 100), p.to); err != nil {
+					if !errors.Is(err, net.ErrClosed) {
+						t.Error(err)
+					}
+					return
+				}
+			}
+		})
+	}
+	for p.send.Stats().Waits == 0 {
+		runtime.Gosched()
+	}
+	if err := p.send.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait() // every writer returned net.ErrClosed, none waits for a minute
 }
