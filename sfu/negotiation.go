@@ -7,6 +7,12 @@ package sfu
 // The rules (docs/protocol.md, "Group sessions"):
 //   - The participant offers first, once, with the tracks it publishes; the SFU answers.
 //     Until then the SFU never offers, so the first exchange cannot collide.
+//   - The SFU's first offer also waits until the participant's peer connection has
+//     connected. Pion (v4.2) starts a peer connection's ICE transport asynchronously after
+//     SetRemoteDescription(answer); an offer applied before that sees "new" ICE
+//     credentials and restarts ICE (new ufrag, candidates re-gathered), and the SFU drops
+//     the new candidates that arrive before the answer ("doesn't match the current
+//     ufrags"): at 200 subscribers, one now and then failed to connect.
 //   - Afterwards only the SFU offers: when what the participant should receive changes.
 //     At most one SFU offer is in flight; changes while it is (or while the first client
 //     offer is awaited) mark the negotiator dirty, and one offer covers them all once the
@@ -15,9 +21,10 @@ package sfu
 //   - A client offer after the first is refused (no glare resolution: the client never
 //     needs to offer again while it publishes a fixed set of tracks).
 type negotiator struct {
-	state  negState
-	dirty  bool // subscriptions changed since the last offer was made
-	offers int  // SFU offers made
+	state     negState
+	dirty     bool // subscriptions changed since the last offer was made
+	connected bool // the peer connection has connected (once is enough)
+	offers    int  // SFU offers made
 	// changes counts Changed calls; offers <= changes always holds.
 	changes int
 }
@@ -91,6 +98,16 @@ func (n *negotiator) ClientAnswer() action {
 	return n.next()
 }
 
+// Connected says the participant's peer connection has connected: its side has started
+// ICE with the SFU's credentials, so an SFU offer no longer looks like an ICE restart.
+func (n *negotiator) Connected() action {
+	if n.connected { // a reconnection: nothing to do (a failed offer waits for a change)
+		return none
+	}
+	n.connected = true
+	return n.next()
+}
+
 // OfferFailed says the shell could not make or send the offer it was told to: the changes
 // it was for are still to be offered, at the next change.
 func (n *negotiator) OfferFailed() {
@@ -103,9 +120,10 @@ func (n *negotiator) OfferFailed() {
 // Stable reports whether nothing is in flight and nothing is waiting to be offered.
 func (n *negotiator) Stable() bool { return n.state == stable && !n.dirty }
 
-// next offers if changes are waiting and nothing is in flight.
+// next offers if changes are waiting, nothing is in flight and the peer connection has
+// connected.
 func (n *negotiator) next() action {
-	if n.state != stable || !n.dirty {
+	if n.state != stable || !n.dirty || !n.connected {
 		return none
 	}
 	n.state = serverOffered

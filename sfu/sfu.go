@@ -224,6 +224,7 @@ func (s *SFU) handle(e event) {
 					f.keyFrame()
 				}
 			}
+			s.act(e.p, e.p.neg.Connected())
 		}
 		return
 	}
