@@ -45,10 +45,9 @@ type Config struct {
 
 // SFU forwards the media of group sessions. Create it with New; Close ends it.
 type SFU struct {
-	cfg   Config
-	log   *slog.Logger
-	api   *webrtc.API
-	media *mediaMux
+	cfg Config
+	log *slog.Logger
+	api *webrtc.API
 
 	// Events from Handle and from Pion's callbacks wait in queue for the loop goroutine,
 	// which owns the rooms. The queue is unbounded so that no callback ever waits on the
@@ -63,6 +62,8 @@ type SFU struct {
 	rooms map[string]*room
 
 	wg sync.WaitGroup // forwarding and RTCP goroutines
+
+	media *mediaMux // the one UDP port of every peer connection
 
 	offersSent atomic.Int64
 	nacks      nackCounts
