@@ -37,6 +37,9 @@ type Options struct {
 	// for PeerConnection.GetStats alone; GetStats then has no RTP stream statistics. For
 	// the SFU, which writes each forwarded packet once per subscriber and never asks.
 	NoStats bool
+	// NACKCacheSize is how many packets of each sent stream Pion's NACK responder keeps to
+	// resend, a power of two; 0 means Pion's default, 1024. Each is a copy of up to 1.5 KB.
+	NACKCacheSize uint16
 }
 
 // New returns an API for creating peer connections.
@@ -49,7 +52,11 @@ func New(o Options) (*webrtc.API, error) {
 	for _, f := range o.Interceptors {
 		ir.Add(f)
 	}
-	if err := registerInterceptors(m, ir, !o.NoStats); err != nil {
+	var resp []nack.ResponderOption
+	if o.NACKCacheSize > 0 {
+		resp = append(resp, nack.ResponderSize(o.NACKCacheSize))
+	}
+	if err := registerInterceptors(m, ir, !o.NoStats, resp); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	var se webrtc.SettingEngine
@@ -73,9 +80,9 @@ func New(o Options) (*webrtc.API, error) {
 
 // registerInterceptors does what webrtc.RegisterDefaultInterceptors does, in its order,
 // with NACK repeats capped and the stats interceptor optional.
-func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats bool) error {
+func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats bool, resp []nack.ResponderOption) error {
 	if err := webrtc.ConfigureNackWithOptions(m, ir,
-		[]nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(MaxNACKsPerPacket)}); err != nil {
+		[]nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(MaxNACKsPerPacket)}, resp...); err != nil {
 		return err
 	}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {

@@ -131,7 +131,7 @@ func New(cfg Config) (*SFU, error) {
 	// cache of what the SFU sent; before them, the counter of NACKs and retransmissions
 	// (nack.go), so that it is the closest to the network.
 	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: cfg.LoopbackOnly, UDPMux: media.mux, NoStats: true,
-		Interceptors: []interceptor.Factory{nackCounter{&s.nacks}}})
+		NACKCacheSize: nackCacheSize, Interceptors: []interceptor.Factory{nackCounter{&s.nacks}}})
 	if err != nil {
 		media.close()
 		return nil, fmt.Errorf("sfu: %w", err)
