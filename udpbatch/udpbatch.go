@@ -143,7 +143,9 @@ func (b *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // WriteToAddrPort queues a copy of p for addr. It returns len(p), or net.ErrClosed after
 // Close. A write that finds the queue full waits up to Options.MaxWait for room; if there
 // is still none, the datagram is dropped and counted, and the write still returns len(p):
-// to the caller it is a datagram lost on the way.
+// to the caller it is a datagram lost on the way. addr must be of the socket's address
+// family (an IPv4-mapped IPv6 address goes as IPv4); the kernel refuses others
+// (Stats.Errors).
 func (b *Conn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	d := b.pool.Get().(*datagram)
 	d.buf = append(d.buf[:0], p...)
