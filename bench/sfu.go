@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -65,9 +67,8 @@ type SFURun struct {
 	Published       int64   `json:"published_packets"`
 	PublishedPerSec float64 `json:"published_per_sec"`
 	// Received is the sum over subscribers of the packets that arrived in the window, each
-	// counted once (a retransmission of a packet already received is in Duplicates).
-	// This is what the SFU forwarded as far as the subscribers can tell: the server does
-	// not expose its own count of packets written.
+	// counted once (a retransmission of a packet already received is in Duplicates):
+	// what the SFU forwarded as far as the subscribers can tell.
 	Received       int64   `json:"received_packets"`
 	ReceivedPerSec float64 `json:"received_per_sec"`
 	Duplicates     int64   `json:"duplicates"`
@@ -82,6 +83,17 @@ type SFURun struct {
 	ServerCPUMS       float64 `json:"server_cpu_ms"`
 	ServerCores       float64 `json:"server_cores"`
 	ServerUSPerPacket float64 `json:"server_us_per_packet"`
+	// Written is the server's own count of RTP packets written to subscribers in the
+	// window (GET /healthz/sfu), retransmissions not included; ServerUSPerWritten is the
+	// server's CPU per written packet, in µs. MediaDatagrams and MediaBatches are the
+	// datagrams its media port sent in the window and the system calls that sent them;
+	// MediaDropped those it dropped on a full send queue. All zero for a server without
+	// /healthz/sfu.
+	Written            int64   `json:"written_packets,omitempty"`
+	ServerUSPerWritten float64 `json:"server_us_per_written,omitempty"`
+	MediaDatagrams     int64   `json:"media_datagrams,omitempty"`
+	MediaBatches       int64   `json:"media_batches,omitempty"`
+	MediaDropped       int64   `json:"media_dropped,omitempty"`
 	// BenchCores is this process's CPU (publisher and subscribers) per second of window.
 	BenchCores float64 `json:"bench_cores"`
 	// DelayMS is the forwarding delay of video packets written in the window: from the
@@ -216,6 +228,7 @@ func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 	if err != nil {
 		return run, err
 	}
+	tot0, totErr := sfuTotals(ctx, child.URL)
 	self0, _ := cpuTime(os.Getpid())
 	from := clock.now()
 	clock.from.Store(from)
@@ -229,6 +242,7 @@ func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 	if err != nil {
 		return run, err
 	}
+	tot1, totErr1 := sfuTotals(ctx, child.URL)
 	self1, _ := cpuTime(os.Getpid())
 	if err := sleep(ctx, grace); err != nil {
 		return run, err
@@ -279,6 +293,17 @@ func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 	run.ServerCores = (srv1 - srv0).Seconds() / secs
 	if run.Received > 0 {
 		run.ServerUSPerPacket = float64((srv1 - srv0).Microseconds()) / float64(run.Received)
+	}
+	if totErr == nil && totErr1 == nil {
+		run.Written = int64(tot1.Written - tot0.Written)
+		run.MediaDatagrams = int64(tot1.Media.Sent - tot0.Media.Sent)
+		run.MediaBatches = int64(tot1.Media.Batches - tot0.Media.Batches)
+		run.MediaDropped = int64(tot1.Media.Dropped - tot0.Media.Dropped)
+		if run.Written > 0 {
+			run.ServerUSPerWritten = float64((srv1 - srv0).Microseconds()) / float64(run.Written)
+		}
+	} else if err := errors.Join(totErr, totErr1); !errors.Is(err, errNoSFUTotals) {
+		return run, err
 	}
 	run.BenchCores = (self1 - self0).Seconds() / secs
 	run.DelayMS = Summarize(delays)
@@ -383,4 +408,43 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// sfuTotalsReport is what the bench reads of GET /healthz/sfu.
+type sfuTotalsReport struct {
+	Written uint64 `json:"written"`
+	Media   struct {
+		Sent    uint64 `json:"sent"`
+		Batches uint64 `json:"batches"`
+		Dropped uint64 `json:"dropped"`
+	} `json:"media"`
+}
+
+// errNoSFUTotals: the server has no /healthz/sfu (an older parley).
+var errNoSFUTotals = errors.New("the server does not report SFU totals")
+
+// sfuTotals reads the SFU's totals from the server at base.
+func sfuTotals(ctx context.Context, base string) (sfuTotalsReport, error) {
+	var r sfuTotalsReport
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz/sfu", nil)
+	if err != nil {
+		return r, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return r, fmt.Errorf("SFU totals: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return r, errNoSFUTotals
+	}
+	if resp.StatusCode != http.StatusOK {
+		return r, fmt.Errorf("SFU totals: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return r, fmt.Errorf("SFU totals: %w", err)
+	}
+	return r, nil
 }

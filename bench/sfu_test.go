@@ -53,6 +53,18 @@ func TestSFU(t *testing.T) {
 		t.Errorf("server CPU %v ms, %v µs per packet: want > 0 for a server that forwarded %d packets",
 			r.ServerCPUMS, r.ServerUSPerPacket, r.Received)
 	}
+	// The server's own count, over its own reading of the window (which starts and ends a
+	// moment apart from the subscribers'): about what they received, at most what 3
+	// subscribers could be sent.
+	if float64(r.Written) < 0.8*float64(r.Received) || float64(r.Written) > 1.2*float64(3*r.Published) || r.ServerUSPerWritten <= 0 {
+		t.Errorf("server wrote %d packets (%.1f µs each), subscribers received %d of %d published",
+			r.Written, r.ServerUSPerWritten, r.Received, r.Published)
+	}
+	// Every RTP packet written is a datagram of the media port, give or take a frame's
+	// burst still queued at either end of the window.
+	if float64(r.MediaDatagrams) < 0.8*float64(r.Written) || r.MediaBatches <= 0 || r.MediaBatches > r.MediaDatagrams {
+		t.Errorf("media port: %d datagrams in %d system calls for %d RTP packets written", r.MediaDatagrams, r.MediaBatches, r.Written)
+	}
 	if d := r.DelayMS; d.N == 0 || d.Min <= 0 || d.P50 <= 0 || d.P99 < d.P50 || d.Max < d.P99 {
 		t.Errorf("video delay %+v: want positive, ordered samples", d)
 	}

@@ -221,8 +221,15 @@ func TestGroupCall(t *testing.T) {
 					}
 				}
 			}
-			for _, p := range s.Stats().Participants {
+			st := s.Stats()
+			for _, p := range st.Participants {
 				t.Logf("sfu: %+v", p)
+			}
+			// All media went through the SFU's one port, in batches: every RTP packet
+			// written to a subscriber is a datagram of the port.
+			t.Logf("sfu: %d RTP packets written; media port %v: %+v", st.Written, s.MediaAddrs(), st.Media)
+			if st.Written == 0 || st.Media.Sent < st.Written || st.Media.Batches == 0 || st.Media.Batches > st.Media.Sent {
+				t.Errorf("sfu: %d RTP packets written, media port %+v", st.Written, st.Media)
 			}
 		})
 	}

@@ -1,13 +1,15 @@
 // Package rtcapi builds the Pion API that every Parley peer uses, the native client, the SFU
 // and the benchmark peers alike: the default codecs, the default interceptors (NACK
-// generator and responder, RTCP reports, TWCC) with NACK repeats capped, no mDNS, and
-// optionally loopback-only ICE.
+// generator and responder, RTCP reports, TWCC) with NACK repeats capped, AES-GCM SRTP
+// preferred, no mDNS, and optionally loopback-only ICE or one UDP port for every peer
+// connection.
 package rtcapi
 
 import (
 	"fmt"
 	"net"
 
+	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
@@ -27,6 +29,17 @@ type Options struct {
 	// Interceptors are registered before the default ones, so they are the closest to the
 	// network (the SFU counts NACKs and retransmissions with one).
 	Interceptors []interceptor.Factory
+	// UDPMux, if set, carries the host candidates of every peer connection of the API over
+	// its sockets (one port), instead of a socket per peer connection. Its listen addresses
+	// are used as they are: LoopbackOnly does not filter them.
+	UDPMux ice.UDPMux
+	// NoStats leaves out Pion's stats interceptor, which records every RTP and RTCP packet
+	// for PeerConnection.GetStats alone; GetStats then has no RTP stream statistics. For
+	// the SFU, which writes each forwarded packet once per subscriber and never asks.
+	NoStats bool
+	// NACKCacheSize is how many packets of each sent stream Pion's NACK responder keeps to
+	// resend, a power of two; 0 means Pion's default, 1024. Each is a copy of up to 1.5 KB.
+	NACKCacheSize uint16
 }
 
 // New returns an API for creating peer connections.
@@ -39,17 +52,49 @@ func New(o Options) (*webrtc.API, error) {
 	for _, f := range o.Interceptors {
 		ir.Add(f)
 	}
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir,
-		webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(MaxNACKsPerPacket))); err != nil {
+	var resp []nack.ResponderOption
+	if o.NACKCacheSize > 0 {
+		resp = append(resp, nack.ResponderSize(o.NACKCacheSize))
+	}
+	if err := registerInterceptors(m, ir, !o.NoStats, resp); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	var se webrtc.SettingEngine
 	// mDNS would open a multicast socket per peer connection for nothing these peers need.
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// AES-128-GCM (RFC 7714) authenticates as it encrypts, in one pass with AES-NI, where
+	// AES-CM with HMAC-SHA1 (RFC 3711) makes two; 128-bit keys take 10 AES rounds to 256's
+	// 14. Browsers offer both; the DTLS handshake picks the first both sides have (RFC 5764
+	// §4.1.2).
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	if o.UDPMux != nil {
+		se.SetICEUDPMux(o.UDPMux)
+	}
 	if o.LoopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// registerInterceptors does what webrtc.RegisterDefaultInterceptors does, in its order,
+// with NACK repeats capped and the stats interceptor optional.
+func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats bool, resp []nack.ResponderOption) error {
+	if err := webrtc.ConfigureNackWithOptions(m, ir,
+		[]nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(MaxNACKsPerPacket)}, resp...); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return err
+	}
+	if stats {
+		if err := webrtc.ConfigureStatsInterceptor(ir); err != nil {
+			return err
+		}
+	}
+	return webrtc.ConfigureTWCCSender(m, ir)
 }

@@ -8,6 +8,12 @@ package sfu
 // §10.7), with the SFU as the impolite peer and the participant as the polite one:
 //   - The participant offers first, with the tracks it publishes; the SFU answers. Until
 //     then the SFU never offers, so the first exchange cannot collide.
+//   - The SFU's first offer also waits until the participant's peer connection has
+//     connected. Pion (v4.2) starts a peer connection's ICE transport asynchronously after
+//     SetRemoteDescription(answer); an offer applied before that sees "new" ICE
+//     credentials and restarts ICE (new ufrag, candidates re-gathered), and the SFU drops
+//     the new candidates that arrive before the answer ("doesn't match the current
+//     ufrags"): at 200 subscribers, one now and then failed to connect.
 //   - The SFU offers when what the participant should receive changes. At most one SFU
 //     offer is in flight; changes while it is (or while the first client offer is awaited)
 //     mark the negotiator dirty, and one offer covers them all once the answer is in. So
@@ -20,9 +26,10 @@ package sfu
 //     answers, and offers again afterwards. Client offers never make the SFU offer by
 //     themselves, so they cannot start a loop either.
 type negotiator struct {
-	state  negState
-	dirty  bool // subscriptions changed since the last offer was made
-	offers int  // SFU offers made and sent
+	state     negState
+	dirty     bool // subscriptions changed since the last offer was made
+	connected bool // the peer connection has connected (once is enough)
+	offers    int  // SFU offers made and sent
 	// changes counts Changed calls; offers <= changes always holds.
 	changes int
 	glares  int // client offers ignored because they crossed an SFU offer
@@ -101,6 +108,16 @@ func (n *negotiator) ClientAnswer() action {
 	return n.next()
 }
 
+// Connected says the participant's peer connection has connected: its side has started
+// ICE with the SFU's credentials, so an SFU offer no longer looks like an ICE restart.
+func (n *negotiator) Connected() action {
+	if n.connected { // a reconnection: nothing to do (a failed offer waits for a change)
+		return none
+	}
+	n.connected = true
+	return n.next()
+}
+
 // OfferFailed says the shell could not make or send the offer it was told to: the changes
 // it was for are still to be offered, at the next change.
 func (n *negotiator) OfferFailed() {
@@ -114,9 +131,10 @@ func (n *negotiator) OfferFailed() {
 // Stable reports whether nothing is in flight and nothing is waiting to be offered.
 func (n *negotiator) Stable() bool { return n.state == stable && !n.dirty }
 
-// next offers if changes are waiting and nothing is in flight.
+// next offers if changes are waiting, nothing is in flight and the peer connection has
+// connected.
 func (n *negotiator) next() action {
-	if n.state != stable || !n.dirty {
+	if n.state != stable || !n.dirty || !n.connected {
 		return none
 	}
 	n.state = serverOffered

@@ -5,7 +5,7 @@ import "testing"
 func TestNegotiator(t *testing.T) {
 	// Each step is an input and the action it must produce.
 	type step struct {
-		in   string // "changed", "client-offer", "answered", "client-answer", "offer-failed"
+		in   string // "changed", "client-offer", "answered", "connected", "client-answer", "offer-failed"
 		want action
 	}
 	cases := []struct {
@@ -18,72 +18,84 @@ func TestNegotiator(t *testing.T) {
 	}{
 		{
 			name:  "first offer is the client's, answered",
-			steps: []step{{"client-offer", answer}, {"answered", none}},
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}},
 			state: stable, stable: true,
 		},
 		{
-			name:   "changes before the client's offer wait for it, then make one offer",
-			steps:  []step{{"changed", none}, {"changed", none}, {"changed", none}, {"client-offer", answer}, {"answered", offer}},
+			name: "changes before the client's offer wait for it, then make one offer",
+			steps: []step{{"changed", none}, {"changed", none}, {"changed", none}, {"client-offer", answer},
+				{"answered", none}, {"connected", offer}},
+			offers: 1, state: serverOffered,
+		},
+		{
+			name: "the first offer waits for the connection, whichever comes first",
+			steps: []step{{"connected", none}, {"changed", none}, {"client-offer", answer}, {"answered", offer},
+				{"client-answer", none}, {"connected", none}, {"changed", offer}},
+			offers: 2, state: serverOffered,
+		},
+		{
+			name:   "changes before the connection wait for it",
+			steps:  []step{{"client-offer", answer}, {"answered", none}, {"changed", none}, {"changed", none}, {"connected", offer}},
 			offers: 1, state: serverOffered,
 		},
 		{
 			name: "a change when stable offers at once",
-			steps: []step{{"client-offer", answer}, {"answered", none}, {"changed", offer},
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"changed", offer},
 				{"client-answer", none}},
 			offers: 1, state: stable, stable: true,
 		},
 		{
 			name: "changes during an offer coalesce into one more",
-			steps: []step{{"client-offer", answer}, {"answered", none}, {"changed", offer},
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"changed", offer},
 				{"changed", none}, {"changed", none}, {"changed", none},
 				{"client-answer", offer}, {"client-answer", none}},
 			offers: 2, state: stable, stable: true,
 		},
 		{
 			name: "client re-offers when stable are answered and make no offer",
-			steps: []step{{"client-offer", answer}, {"answered", none}, {"client-offer", answer}, {"answered", none},
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"client-offer", answer}, {"answered", none},
 				{"client-offer", answer}, {"answered", none}},
 			state: stable, stable: true,
 		},
 		{
 			name: "glare: a client offer crossing an SFU offer is ignored; the answer settles it",
-			steps: []step{{"client-offer", answer}, {"answered", none}, {"changed", offer},
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"changed", offer},
 				{"client-offer", glare}, {"client-answer", none}, {"client-offer", answer}, {"answered", none}},
 			offers: 1, glares: 1, state: stable, stable: true,
 		},
 		{
 			name: "glare with changes waiting: one more offer after the answer, then the client's re-offer",
-			steps: []step{{"client-offer", answer}, {"answered", none}, {"changed", offer}, {"changed", none},
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"changed", offer}, {"changed", none},
 				{"client-offer", glare}, {"client-answer", offer}, {"client-offer", glare}, {"client-answer", none},
 				{"client-offer", answer}, {"answered", none}},
 			offers: 2, glares: 2, state: stable, stable: true,
 		},
 		{
 			name: "changes while a client re-offer is answered are offered right after",
-			steps: []step{{"client-offer", answer}, {"answered", none}, {"client-offer", answer}, {"changed", offer},
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"client-offer", answer}, {"changed", offer},
 				{"answered", none}, {"client-answer", none}},
 			offers: 1, state: stable, stable: true,
 		},
 		{
 			name:   "answered with no client offer while an SFU offer is in flight changes nothing",
-			steps:  []step{{"client-offer", answer}, {"answered", none}, {"changed", offer}, {"answered", none}},
+			steps:  []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"changed", offer}, {"answered", none}},
 			offers: 1, state: serverOffered,
 		},
 		{
 			name: "answers nobody asked for are ignored",
-			steps: []step{{"client-answer", ignore}, {"client-offer", answer}, {"answered", none},
+			steps: []step{{"client-answer", ignore}, {"client-offer", answer}, {"answered", none}, {"connected", none},
 				{"client-answer", ignore}, {"changed", offer}, {"client-answer", none}, {"client-answer", ignore}},
 			offers: 1, state: stable, stable: true,
 		},
 		{
 			name: "a failed offer is retried at the next change",
-			steps: []step{{"client-offer", answer}, {"answered", none}, {"changed", offer},
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"changed", offer},
 				{"offer-failed", none}, {"changed", offer}, {"client-answer", none}},
 			offers: 1, state: stable, stable: true,
 		},
 		{
 			name:  "answered twice does nothing more",
-			steps: []step{{"client-offer", answer}, {"answered", none}, {"answered", none}},
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"answered", none}},
 			state: stable, stable: true,
 		},
 	}
@@ -99,6 +111,8 @@ func TestNegotiator(t *testing.T) {
 					got = n.ClientOffer()
 				case "answered":
 					got = n.Answered()
+				case "connected":
+					got = n.Connected()
 				case "client-answer":
 					got = n.ClientAnswer()
 				case "offer-failed":
@@ -124,7 +138,7 @@ func TestNegotiator(t *testing.T) {
 // offer answered while an SFU offer is in flight (that would be glare resolved the wrong
 // way round: the SFU is the impolite peer).
 func TestNegotiatorBounded(t *testing.T) {
-	inputs := []string{"changed", "client-offer", "answered", "client-answer", "offer-failed"}
+	inputs := []string{"changed", "client-offer", "answered", "connected", "client-answer", "offer-failed"}
 	var walk func(n negotiator, depth, inFlight int, answering bool)
 	walk = func(n negotiator, depth, inFlight int, answering bool) {
 		if n.offers > n.changes {
@@ -165,6 +179,8 @@ func TestNegotiatorBounded(t *testing.T) {
 				}
 				ans = false
 				a = m.Answered()
+			case "connected":
+				a = m.Connected()
 			case "client-answer":
 				if m.ClientAnswer() != ignore {
 					f--

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/parley-rtc/parley/protocol"
 	"github.com/parley-rtc/parley/rtcapi"
+	"github.com/parley-rtc/parley/udpbatch"
 )
 
 // Config sets up an SFU. Its zero value, with Send set, is a working default that gathers
@@ -35,6 +37,9 @@ type Config struct {
 	Send func(to string, m protocol.Message)
 	// LoopbackOnly gathers only loopback ICE candidates, for tests on one machine.
 	LoopbackOnly bool
+	// MediaPort is the UDP port that carries every participant's media (ICE host
+	// candidates), on each local address; 0 means one the system picks at New.
+	MediaPort int
 	// KeyFrameInterval is the shortest time between two key frame requests (RTCP PLI,
 	// RFC 4585 §6.3.1) the SFU sends for one published track; 0 means 500 ms.
 	KeyFrameInterval time.Duration
@@ -61,6 +66,8 @@ type SFU struct {
 	rooms map[string]*room
 
 	wg sync.WaitGroup // forwarding and RTCP goroutines
+
+	media *mediaMux // the one UDP port of every peer connection
 
 	offersSent atomic.Int64
 	nacks      nackCounts
@@ -136,17 +143,23 @@ func New(cfg Config) (*SFU, error) {
 		loopDone: make(chan struct{}),
 		rooms:    make(map[string]*room),
 	}
-	// Pion's default interceptors: the NACK responder answers a subscriber's NACK from its
-	// cache of what the SFU sent; before them, the counter of NACKs and retransmissions
-	// (nack.go), so that it is the closest to the network.
-	// Then the bandwidth estimation of what the SFU sends to each participant (simulcast.go).
 	bwe, err := s.bwe.interceptors()
 	if err != nil {
 		return nil, fmt.Errorf("sfu: bandwidth estimation: %w", err)
 	}
-	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: cfg.LoopbackOnly,
-		Interceptors: append([]interceptor.Factory{nackCounter{&s.nacks}}, bwe...)})
+	media, err := listenMedia(cfg.MediaPort, cfg.LoopbackOnly, s.log)
 	if err != nil {
+		return nil, fmt.Errorf("sfu: %w", err)
+	}
+	s.media = media
+	// Pion's default interceptors: the NACK responder answers a subscriber's NACK from its
+	// cache of what the SFU sent; before them, the counter of NACKs and retransmissions
+	// (nack.go), so that it is the closest to the network.
+	// Then the bandwidth estimation of what the SFU sends to each participant (simulcast.go).
+	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: cfg.LoopbackOnly, UDPMux: media.mux, NoStats: true,
+		NACKCacheSize: nackCacheSize, Interceptors: append([]interceptor.Factory{nackCounter{&s.nacks}}, bwe...)})
+	if err != nil {
+		media.close()
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
 	s.api = api
@@ -186,8 +199,12 @@ func (s *SFU) Close() error {
 	}
 	<-s.loopDone
 	s.wg.Wait()
+	s.media.close()
 	return nil
 }
+
+// MediaAddrs are the local addresses of the SFU's media port (Config.MediaPort).
+func (s *SFU) MediaAddrs() []netip.AddrPort { return s.media.addrs() }
 
 func (s *SFU) loop() {
 	defer close(s.loopDone)
@@ -235,6 +252,7 @@ func (s *SFU) handle(e event) {
 					f.keyFrame()
 				}
 			}
+			s.act(e.p, e.p.neg.Connected())
 		}
 		return
 	}
@@ -763,6 +781,14 @@ type Stats struct {
 	Retransmissions  uint64 `json:"retransmissions"`
 	NACKsSent        uint64 `json:"nacks_sent"`
 	NACKsSentPackets uint64 `json:"nacks_sent_packets"`
+
+	// Written is how many RTP packets the SFU wrote to subscribers, in total since New:
+	// each forwarded packet once per subscriber, retransmissions not included.
+	Written uint64 `json:"written"`
+	// Media counts the datagrams of the media port (every participant's RTP, RTCP, DTLS
+	// and STUN) and the system calls that sent them; Dropped ones found the send queue
+	// full.
+	Media udpbatch.Stats `json:"media"`
 }
 
 // ParticipantStats describes one participant.
@@ -794,7 +820,8 @@ func (s *SFU) Stats() Stats {
 	st := Stats{Rooms: len(s.rooms), OffersSent: s.offersSent.Load(),
 		NACKsReceived: s.nacks.received.Load(), NACKedPackets: s.nacks.nacked.Load(),
 		Retransmissions: s.nacks.retransmitted.Load(),
-		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load()}
+		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load(),
+		Written: s.nacks.written.Load(), Media: s.media.stats()}
 	for _, r := range s.rooms {
 		for _, p := range r.members {
 			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Glares: p.neg.glares, Published: len(p.published),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/parley-rtc/parley/sfu"
 	"github.com/parley-rtc/parley/signaling"
 	"github.com/parley-rtc/parley/turnserver"
+	"github.com/parley-rtc/parley/udpbatch"
 	"github.com/parley-rtc/parley/web"
 )
 
@@ -49,8 +52,9 @@ type serveConfig struct {
 	allowedOrigins, tokenSecret                string
 	requireToken                               bool
 	maxConnsPerIP, messageBurst                int
-	maxGroupPeers                              int
+	maxGroupPeers, mediaPort                   int
 	sfuLoopback                                bool
+	cpuProfile                                 string
 	messageRate                                float64
 }
 
@@ -78,6 +82,8 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.tokenSecret, "token-secret", "", "`secret` (at least 32 bytes) for signed join tokens (JWT HS256); see parley token")
 	fs.BoolVar(&c.requireToken, "require-token", false, "admit joins only with a valid join token")
 	fs.IntVar(&c.maxGroupPeers, "max-group-peers", 16, "most participants in a group session (media through the server's SFU)")
+	fs.IntVar(&c.mediaPort, "media-port", 0, "UDP `port` of the SFU's media, for every participant of every group call, on each interface address; 0: one the system picks at start")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to `file`, on shutdown")
 	fs.BoolVar(&c.sfuLoopback, "sfu-loopback", false, "the SFU gathers only loopback ICE candidates (for tests with every client on this machine)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGTERM or SIGINT, how long connections get to close before they are cut")
 	return c
@@ -152,15 +158,32 @@ func serve(ctx context.Context, args []string) error {
 	if cfg.maxGroupPeers < 3 {
 		return fmt.Errorf("--max-group-peers %d: a group holds at least 3", cfg.maxGroupPeers)
 	}
+	if cfg.mediaPort < 0 || cfg.mediaPort > 65535 {
+		return fmt.Errorf("--media-port %d: not a port", cfg.mediaPort)
+	}
+	if cfg.cpuProfile != "" {
+		stop, err := startCPUProfile(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		// Deferred before the SFU's Close, so it runs after it: the profile covers the
+		// shutdown too.
+		defer func() {
+			if err := stop(); err != nil {
+				log.Error("cpu profile", "err", err)
+			}
+		}()
+	}
 	// The SFU sends through the signaling server, which hands it its messages: sig is set
 	// before any client can connect, so before the SFU can send.
 	var sig *signaling.Server
-	media, err := sfu.New(sfu.Config{Logger: log, LoopbackOnly: cfg.sfuLoopback,
+	media, err := sfu.New(sfu.Config{Logger: log, LoopbackOnly: cfg.sfuLoopback, MediaPort: cfg.mediaPort,
 		Send: func(to string, m protocol.Message) { sig.SendFromSFU(to, m) }})
 	if err != nil {
-		return err
+		return fmt.Errorf("--media-port %d: %w", cfg.mediaPort, err)
 	}
 	defer media.Close()
+	log.Info("SFU media", "udp", fmt.Sprint(media.MediaAddrs()))
 	sig = signaling.New(signaling.Config{
 		SFU:            media,
 		MaxGroupPeers:  cfg.maxGroupPeers,
@@ -176,6 +199,7 @@ func serve(ctx context.Context, args []string) error {
 	// The browser client, embedded at build time, at / and /s/{id}; /ws and /healthz are
 	// the signaling server's.
 	sig.Handle("/", web.Handler(web.Dist()))
+	sig.Handle("GET /healthz/sfu", sfuHealth(media))
 
 	scheme := "http"
 	if tlsConf != nil {
@@ -327,4 +351,38 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// sfuHealthReport is what GET /healthz/sfu reports: the SFU's totals since start.
+type sfuHealthReport struct {
+	Rooms           int            `json:"rooms"`
+	Participants    int            `json:"participants"`
+	Written         uint64         `json:"written"`         // RTP packets written to subscribers
+	Retransmissions uint64         `json:"retransmissions"` // in answer to NACKs
+	Media           udpbatch.Stats `json:"media"`           // the media port's datagrams and system calls
+}
+
+func sfuHealth(s *sfu.SFU) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		st := s.Stats()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(sfuHealthReport{Rooms: st.Rooms, Participants: len(st.Participants),
+			Written: st.Written, Retransmissions: st.Retransmissions, Media: st.Media})
+	})
+}
+
+// startCPUProfile profiles the process into path until the returned stop.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }

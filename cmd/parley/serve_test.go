@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +22,7 @@ import (
 	"github.com/parley-rtc/parley/protocol"
 	"github.com/parley-rtc/parley/sigclient"
 	"github.com/parley-rtc/parley/turnserver"
+	"github.com/parley-rtc/parley/udpbatch"
 )
 
 func TestConfigPrecedence(t *testing.T) {
@@ -165,5 +170,54 @@ func TestExternalICEServers(t *testing.T) {
 	user, pass := turnserver.Credentials("s3cret", "user1", now, time.Hour)
 	if got[1].Username != user || got[1].Credential != pass || user != "1800003600:user1" {
 		t.Errorf("TURN credentials %q/%q, want %q/%q (expiry:userID)", got[1].Username, got[1].Credential, user, pass)
+	}
+}
+
+// TestMediaPortAndProfile: --media-port is the SFU's UDP port (it is taken while the
+// server runs), /healthz/sfu reports the SFU's totals, and --cpuprofile leaves a profile
+// (gzipped protobuf) once the server has shut down.
+func TestMediaPortAndProfile(t *testing.T) {
+	bin := buildParley(t)
+	free, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := free.LocalAddr().(*net.UDPAddr).Port
+	free.Close()
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--turn-addr", "off", "--data-dir", t.TempDir(),
+		"--sfu-loopback", "--media-port", strconv.Itoa(port), "--cpuprofile", prof)
+	url, wait := startCmd(t, cmd)
+
+	if c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); !errors.Is(err, syscall.EADDRINUSE) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("UDP port %d while the server runs: %v, want EADDRINUSE", port, err)
+	}
+	resp, err := http.Get(url + "/healthz/sfu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Rooms   *int            `json:"rooms"`
+		Written *uint64         `json:"written"`
+		Media   *udpbatch.Stats `json:"media"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || h.Rooms == nil || *h.Rooms != 0 || h.Written == nil || h.Media == nil {
+		t.Errorf("GET /healthz/sfu: %s, %+v, %v", resp.Status, h, err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(8 * time.Second); err != nil {
+		t.Fatalf("parley serve after SIGTERM: %v", err)
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("CPU profile: %d bytes, %v; want a gzipped profile", len(b), err)
 	}
 }
