@@ -14,7 +14,8 @@ import (
 	"strings"
 	"time"
 
-	parleybench "github.com/parley-rtc/parley/bench" // bench names this command's entry point
+	parleybench "github.com/parley-rtc/parley/bench"
+	"github.com/parley-rtc/parley/media" // bench names this command's entry point
 )
 
 const benchUsage = `Usage: parley bench <kind> [flags]
@@ -293,19 +294,11 @@ func benchSFU(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var subs []int
-	for f := range strings.SplitSeq(*subsFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 {
-			return fmt.Errorf("--subscribers: %q is not a positive number", f)
-		}
-		subs = append(subs, n)
-	}
-	v, a, err := loadMedia(filepath.Join(*mediaDir, "chrome-vp8.ivf"), filepath.Join(*mediaDir, "chrome-opus.ogg"))
+	subs, err := counts("--subscribers", *subsFlag, 1)
 	if err != nil {
 		return err
 	}
-	exe, err := os.Executable()
+	exe, v, a, err := sfuBenchInputs(*mediaDir)
 	if err != nil {
 		return err
 	}
@@ -375,19 +368,11 @@ func benchGroup(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var ns []int
-	for f := range strings.SplitSeq(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 2 {
-			return fmt.Errorf("--participants: %q is not a group size of at least 2", f)
-		}
-		ns = append(ns, n)
-	}
-	v, a, err := loadMedia(filepath.Join(*mediaDir, "chrome-vp8.ivf"), filepath.Join(*mediaDir, "chrome-opus.ogg"))
+	ns, err := counts("--participants", *sizes, 2)
 	if err != nil {
 		return err
 	}
-	exe, err := os.Executable()
+	exe, v, a, err := sfuBenchInputs(*mediaDir)
 	if err != nil {
 		return err
 	}
@@ -427,4 +412,28 @@ func benchGroup(ctx context.Context, args []string) error {
 		fmt.Printf("  no run had < 1%% loss on every stream\n")
 	}
 	return nil
+}
+
+// counts parses a comma-separated list of numbers, each at least min, given to flag.
+func counts(flag, list string, min int) ([]int, error) {
+	var ns []int
+	for f := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < min {
+			return nil, fmt.Errorf("%s: %q is not a number of at least %d", flag, f, min)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}
+
+// sfuBenchInputs returns what the SFU and group benchmarks run: this binary as the server,
+// and the sample video and audio from dir.
+func sfuBenchInputs(dir string) (exe string, video, audio *media.Stream, err error) {
+	video, audio, err = loadMedia(filepath.Join(dir, "chrome-vp8.ivf"), filepath.Join(dir, "chrome-opus.ogg"))
+	if err != nil {
+		return "", nil, nil, err
+	}
+	exe, err = os.Executable()
+	return exe, video, audio, err
 }
