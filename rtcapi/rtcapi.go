@@ -49,6 +49,7 @@ func New(o Options) (*webrtc.API, error) {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
+	ir.Add(serialReads{})
 	for _, f := range o.Interceptors {
 		ir.Add(f)
 	}
