@@ -85,15 +85,19 @@ type SFURun struct {
 	ServerUSPerPacket float64 `json:"server_us_per_packet"`
 	// Written is the server's own count of RTP packets written to subscribers in the
 	// window (GET /healthz/sfu), retransmissions not included; ServerUSPerWritten is the
-	// server's CPU per written packet, in µs. MediaDatagrams and MediaBatches are the
+	// server's CPU per written packet, in µs, and its two parts: in user mode (Parley, Pion,
+	// the Go runtime) and in the kernel (system calls, and on loopback the delivery of the
+	// datagrams to the receiving sockets as well). MediaDatagrams and MediaBatches are the
 	// datagrams its media port sent in the window and the system calls that sent them;
 	// MediaDropped those it dropped on a full send queue. All zero for a server without
 	// /healthz/sfu.
-	Written            int64   `json:"written_packets,omitempty"`
-	ServerUSPerWritten float64 `json:"server_us_per_written,omitempty"`
-	MediaDatagrams     int64   `json:"media_datagrams,omitempty"`
-	MediaBatches       int64   `json:"media_batches,omitempty"`
-	MediaDropped       int64   `json:"media_dropped,omitempty"`
+	Written                int64   `json:"written_packets,omitempty"`
+	ServerUSPerWritten     float64 `json:"server_us_per_written,omitempty"`
+	ServerUserUSPerWritten float64 `json:"server_user_us_per_written,omitempty"`
+	ServerSysUSPerWritten  float64 `json:"server_sys_us_per_written,omitempty"`
+	MediaDatagrams         int64   `json:"media_datagrams,omitempty"`
+	MediaBatches           int64   `json:"media_batches,omitempty"`
+	MediaDropped           int64   `json:"media_dropped,omitempty"`
 	// BenchCores is this process's CPU (publisher and subscribers) per second of window.
 	BenchCores float64 `json:"bench_cores"`
 	// DelayMS is the forwarding delay of video packets written in the window: from the
@@ -224,10 +228,11 @@ func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 	if err := sleep(ctx, time.Second); err != nil {
 		return run, err
 	}
-	srv0, err := child.CPU()
+	usr0, sys0, err := child.CPUSplit()
 	if err != nil {
 		return run, err
 	}
+	srv0 := usr0 + sys0
 	tot0, totErr := sfuTotals(ctx, child.URL)
 	self0, _ := cpuTime(os.Getpid())
 	from := clock.now()
@@ -238,10 +243,11 @@ func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 	}
 	to := clock.now()
 	window := time.Since(t0)
-	srv1, err := child.CPU()
+	usr1, sys1, err := child.CPUSplit()
 	if err != nil {
 		return run, err
 	}
+	srv1 := usr1 + sys1
 	tot1, totErr1 := sfuTotals(ctx, child.URL)
 	self1, _ := cpuTime(os.Getpid())
 	if err := sleep(ctx, grace); err != nil {
@@ -301,6 +307,8 @@ func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 		run.MediaDropped = int64(tot1.Media.Dropped - tot0.Media.Dropped)
 		if run.Written > 0 {
 			run.ServerUSPerWritten = float64((srv1 - srv0).Microseconds()) / float64(run.Written)
+			run.ServerUserUSPerWritten = float64((usr1 - usr0).Microseconds()) / float64(run.Written)
+			run.ServerSysUSPerWritten = float64((sys1 - sys0).Microseconds()) / float64(run.Written)
 		}
 	} else if err := errors.Join(totErr, totErr1); !errors.Is(err, errNoSFUTotals) {
 		return run, err

@@ -114,29 +114,38 @@ func (c *Child) RSS() (int64, error) { return rss(c.PID) }
 // CPU returns the CPU time the server has used so far, user and system.
 func (c *Child) CPU() (time.Duration, error) { return cpuTime(c.PID) }
 
+// CPUSplit returns the CPU time the server has used so far in user mode and in the kernel.
+func (c *Child) CPUSplit() (user, sys time.Duration, err error) { return cpuTimes(c.PID) }
+
 // cpuTime reads a process's utime and stime from /proc/PID/stat (Linux; proc(5)).
 func cpuTime(pid int) (time.Duration, error) {
+	u, s, err := cpuTimes(pid)
+	return u + s, err
+}
+
+// cpuTimes reads a process's utime and stime from /proc/PID/stat (Linux; proc(5)).
+func cpuTimes(pid int) (user, sys time.Duration, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("CPU time of pid %d: %w", pid, err)
+		return 0, 0, fmt.Errorf("CPU time of pid %d: %w", pid, err)
 	}
 	// The command name, field 2, is in parentheses and may hold spaces; state, field 3,
 	// follows the last ')'. utime and stime are fields 14 and 15.
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("CPU time of pid %d: short /proc stat line", pid)
+		return 0, 0, fmt.Errorf("CPU time of pid %d: short /proc stat line", pid)
 	}
-	var ticks int64
-	for _, v := range f[11:13] {
+	var ticks [2]int64
+	for i, v := range f[11:13] {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("CPU time of pid %d: %w", pid, err)
+			return 0, 0, fmt.Errorf("CPU time of pid %d: %w", pid, err)
 		}
-		ticks += n
+		ticks[i] = n
 	}
 	// Linux reports in USER_HZ, 100 on every architecture Go supports.
-	return time.Duration(ticks) * (time.Second / 100), nil
+	return time.Duration(ticks[0]) * (time.Second / 100), time.Duration(ticks[1]) * (time.Second / 100), nil
 }
 
 // rss reads VmRSS from /proc/PID/status (Linux).

@@ -329,7 +329,7 @@ func (c *call) run(ctx context.Context) (string, error) {
 		return "error", err
 	}
 
-	var connectTimer, durationTimer <-chan time.Time
+	var connectTimer, durationTimer, closedTimer <-chan time.Time
 	mediaUp := false // the call has connected once
 	for {
 		select {
@@ -398,8 +398,18 @@ func (c *call) run(ctx context.Context) (string, error) {
 				if c.connectedAt.IsZero() {
 					return "error", fmt.Errorf("%w: peer connection %s", ErrNotConnect, s)
 				}
+				if s == webrtc.PeerConnectionStateClosed && !c.group && closedTimer == nil {
+					// Closed, not failed: the peer ended DTLS (close_notify, RFC 5246
+					// §7.2.1), which it does when it hangs up. Its leave_session, relayed
+					// by the server, can arrive after that over loopback; wait a moment
+					// for it, so that a hang-up is not taken for a lost connection.
+					closedTimer = time.After(closedGrace)
+					continue
+				}
 				return "connection_lost", nil
 			}
+		case <-closedTimer:
+			return "connection_lost", nil
 		case <-connectTimer:
 			return "error", fmt.Errorf("%w: not connected %s after the offer/answer exchange began",
 				ErrNotConnect, c.cfg.ConnectTimeout)
@@ -778,6 +788,10 @@ func (c *call) spawn(f func()) {
 		f()
 	}()
 }
+
+// closedGrace is how long a two-person call whose peer connection the peer closed waits
+// for the server's peer_left before it ends as lost.
+const closedGrace = 2 * time.Second
 
 // hangUp tells the server, closes the peer connection and waits for every goroutine.
 func (c *call) hangUp() {
