@@ -1,7 +1,10 @@
 package sfu
 
 import (
+	"fmt"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
@@ -44,7 +47,7 @@ type estimators struct {
 func (e *estimators) interceptors() ([]interceptor.Factory, error) {
 	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		// The no-op pacer sends every packet at once: the SFU forwards, it does not pace.
-		return gcc.NewSendSideBWE(gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+		return gcc.NewSendSideBWE(gcc.SendSideBWEPacer(newForwardPacer()),
 			gcc.SendSideBWEInitialBitrate(initialEstimate),
 			gcc.SendSideBWEMinBitrate(minEstimate), gcc.SendSideBWEMaxBitrate(maxEstimate))
 	})
@@ -68,6 +71,10 @@ func (e *estimators) interceptors() ([]interceptor.Factory, error) {
 // other, so the NACK responder's RTX packets, written through the estimator, were all
 // dropped. Around it they still get transport-wide sequence numbers (the header extension
 // interceptor is below); the estimator ignores feedback on numbers it did not see.
+//
+// It also hands the estimator a pooled attributes map with each packet: given none, the
+// estimator makes one per packet to note the extension's ID in, which at 200 subscribers
+// was a map allocation for every packet written.
 type rtxAround struct{ interceptor.Factory }
 
 func (f rtxAround) NewInterceptor(id string) (interceptor.Interceptor, error) {
@@ -80,19 +87,60 @@ func (f rtxAround) NewInterceptor(id string) (interceptor.Interceptor, error) {
 
 type rtxAroundInterceptor struct{ interceptor.Interceptor }
 
+var attributesPool = sync.Pool{New: func() any { return interceptor.Attributes{} }}
+
 func (i *rtxAroundInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	est := i.Interceptor.BindLocalStream(info, w)
-	if info.SSRCRetransmission == 0 && info.SSRCForwardErrorCorrection == 0 {
-		return est
-	}
 	media := info.SSRC
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if h.SSRC == media {
+		if h.SSRC != media {
+			return w.Write(h, payload, a)
+		}
+		if a != nil {
 			return est.Write(h, payload, a)
 		}
-		return w.Write(h, payload, a)
+		a = attributesPool.Get().(interceptor.Attributes)
+		n, err := est.Write(h, payload, a)
+		clear(a)
+		attributesPool.Put(a)
+		return n, err
 	})
 }
+
+// forwardPacer is the estimator's pacer. Like Pion's NoOpPacer it sends every packet at
+// once, as the SFU forwards and does not pace; but NoOpPacer holds one lock per peer
+// connection across the whole write below it (SRTP, the queue to the socket), so the
+// forwarders writing to one subscriber waited on each other. Here the writers are looked
+// up without a lock.
+type forwardPacer struct {
+	mu      sync.Mutex // serialises AddStream
+	writers atomic.Pointer[map[uint32]interceptor.RTPWriter]
+}
+
+func newForwardPacer() *forwardPacer {
+	p := &forwardPacer{}
+	p.writers.Store(&map[uint32]interceptor.RTPWriter{})
+	return p
+}
+
+func (p *forwardPacer) AddStream(ssrc uint32, w interceptor.RTPWriter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	next := maps.Clone(*p.writers.Load())
+	next[ssrc] = w
+	p.writers.Store(&next)
+}
+
+func (p *forwardPacer) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	if w, ok := (*p.writers.Load())[h.SSRC]; ok {
+		return w.Write(h, payload, a)
+	}
+	return 0, fmt.Errorf("%w: %d", gcc.ErrUnknownStream, h.SSRC)
+}
+
+func (p *forwardPacer) SetTargetBitrate(int) {}
+
+func (p *forwardPacer) Close() error { return nil }
 
 // take returns the estimator of the peer connection just made.
 func (e *estimators) take() cc.BandwidthEstimator {
