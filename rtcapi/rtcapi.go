@@ -37,9 +37,10 @@ type Options struct {
 	// for PeerConnection.GetStats alone; GetStats then has no RTP stream statistics. For
 	// the SFU, which writes each forwarded packet once per subscriber and never asks.
 	NoStats bool
-	// NACKCacheSize is how many packets of each sent stream Pion's NACK responder keeps to
-	// resend, a power of two; 0 means Pion's default, 1024. Each is a copy of up to 1.5 KB.
-	NACKCacheSize uint16
+	// NoNACKResponder leaves out Pion's NACK responder, which copies every packet sent into
+	// a cache per stream to resend what the other side NACKs: for the SFU, which answers
+	// NACKs from one cache per forwarded track instead. The NACK generator stays.
+	NoNACKResponder bool
 }
 
 // New returns an API for creating peer connections.
@@ -53,11 +54,7 @@ func New(o Options) (*webrtc.API, error) {
 	for _, f := range o.Interceptors {
 		ir.Add(f)
 	}
-	var resp []nack.ResponderOption
-	if o.NACKCacheSize > 0 {
-		resp = append(resp, nack.ResponderSize(o.NACKCacheSize))
-	}
-	if err := registerInterceptors(m, ir, !o.NoStats, resp); err != nil {
+	if err := registerInterceptors(m, ir, !o.NoStats, !o.NoNACKResponder); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	var se webrtc.SettingEngine
@@ -80,12 +77,23 @@ func New(o Options) (*webrtc.API, error) {
 }
 
 // registerInterceptors does what webrtc.RegisterDefaultInterceptors does, in its order,
-// with NACK repeats capped and the stats interceptor optional.
-func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats bool, resp []nack.ResponderOption) error {
-	if err := webrtc.ConfigureNackWithOptions(m, ir,
-		[]nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(MaxNACKsPerPacket)}, resp...); err != nil {
+// with NACK repeats capped and the NACK responder and the stats interceptor optional.
+func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats, responder bool) error {
+	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(MaxNACKsPerPacket))
+	if err != nil {
 		return err
 	}
+	// What webrtc.ConfigureNackWithOptions does, the responder optional.
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	if responder {
+		resp, err := nack.NewResponderInterceptor()
+		if err != nil {
+			return err
+		}
+		ir.Add(resp)
+	}
+	ir.Add(gen)
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return err
 	}

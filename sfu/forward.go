@@ -42,6 +42,7 @@ type layer struct {
 	lastPLI atomic.Int64  // UnixNano of the last key frame request
 	bytes   atomic.Uint64 // RTP bytes received
 	packets atomic.Uint64 // RTP packets received
+	cache   packetCache   // the last packets, to resend (video only; retransmit.go)
 
 	// Owned by the SFU's allocation goroutine (simulcast.go).
 	meter rateMeter
@@ -58,12 +59,19 @@ type downTrack struct {
 	current  *layer
 	rw       rewriter
 	switches atomic.Uint64
+	// sent maps the subscriber's last sequence numbers to what they carried, for
+	// retransmissions; simulcast only, as other tracks are forwarded unchanged.
+	sent *[cacheSize]sentPacket
 
 	sel layerSelector // owned by the allocation goroutine
 }
 
-func newDownTrack(local *webrtc.TrackLocalStaticRTP, clockRate uint32) *downTrack {
-	return &downTrack{local: local, rw: rewriter{clock: clockRate}, sel: newLayerSelector()}
+func newDownTrack(local *webrtc.TrackLocalStaticRTP, clockRate uint32, simulcast bool) *downTrack {
+	d := &downTrack{local: local, rw: rewriter{clock: clockRate}, sel: newLayerSelector()}
+	if simulcast {
+		d.sent = &[cacheSize]sentPacket{}
+	}
+	return d
 }
 
 // ridRank orders the RIDs Parley's clients use, "q", "h", "f" (quarter, half, full
@@ -136,6 +144,9 @@ func (f *forwarder) forward(l *layer) {
 		}
 		l.bytes.Add(uint64(n))
 		l.packets.Add(1)
+		if f.video { // subscribers NACK video only (Pion's media engine, rtcapi)
+			l.cache.add(&pkt.Header, pkt.Payload)
+		}
 		// The publisher's header extensions carry IDs negotiated with the publisher, not
 		// with the subscriber; the subscriber's sender adds its own (transport-wide
 		// sequence numbers).
@@ -178,6 +189,9 @@ func (f *forwarder) forwardSimulcast(l *layer, pkt *rtp.Packet, now int64) {
 		pkt.SequenceNumber, pkt.Timestamp = seq, ts
 		d.mu.Lock()
 		if d.admit(l, &pkt.Header, key == 1, now) {
+			if d.sent != nil {
+				d.sent[pkt.SequenceNumber%cacheSize] = sentPacket{layer: l, seq: pkt.SequenceNumber, origin: seq, ts: pkt.Timestamp}
+			}
 			_ = d.local.WriteRTP(pkt)
 		}
 		d.mu.Unlock()
@@ -245,8 +259,8 @@ func (f *forwarder) keyFrameOf(l *layer) {
 
 // readSubscriberRTCP reads what one subscriber sends about this track until its sender
 // stops. A PLI or FIR (RFC 5104 §4.3.1) becomes a key frame request to the publisher; a
-// NACK, which Pion's responder has answered on the way, is counted.
-func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender, d *downTrack, nacks *nackCounts) {
+// NACK is answered from the layer's cache (retransmit) and counted.
+func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender, d *downTrack, nacks *nackCounts, resp *nackResponder) {
 	// A compound RTCP packet goes to every sender whose SSRC it names (in its receiver
 	// reports too): a NACK counts on the sender it is about.
 	var ssrc webrtc.SSRC
@@ -270,6 +284,9 @@ func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender, d *downTrack, n
 				if webrtc.SSRC(p.MediaSSRC) == ssrc {
 					nacks.received.Add(1)
 					nacks.nacked.Add(nackedPackets(p))
+					if st := resp.stream(p.MediaSSRC); st != nil && f.video {
+						f.retransmit(d, st, p)
+					}
 				}
 			}
 		}

@@ -9,17 +9,11 @@ import (
 	"github.com/pion/rtp"
 )
 
-// Loss repair (generic NACK, RFC 4585 §6.2.1) is Pion's: its NACK responder answers a
-// subscriber's NACK from a cache of what the SFU sent, and its NACK generator asks a
-// publisher for what the SFU missed. Neither keeps counts, so the SFU counts around them:
-// the NACKs subscribers send in readSubscriberRTCP, and the rest with nackCounter, an
-// interceptor registered before Pion's so that it sits between them and the network.
-
-// nackCacheSize is how many packets of each forwarded stream the responder keeps for each
-// subscriber: at 100 to 250 video packets/s, 2 to 5 s, far more than a NACK's round trip
-// needs. Pion's 1024 cost 1.5 MB per subscribed video track, 300 MB at 200 subscribers,
-// and a cold buffer for each copy.
-const nackCacheSize = 512
+// Loss repair (generic NACK, RFC 4585 §6.2.1): the SFU answers a subscriber's NACK from
+// one cache per forwarded layer (retransmit.go), and Pion's NACK generator asks a
+// publisher for what the SFU missed. The SFU counts around them: the NACKs subscribers
+// send in readSubscriberRTCP, and the rest with nackCounter, an interceptor registered
+// first so that it sits between them and the network.
 
 // nackCounts are the SFU's totals since New.
 type nackCounts struct {
@@ -71,8 +65,7 @@ func (i *nackInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.R
 // responder's retransmissions. With RTX
 // negotiated (RFC 4588) they are the packets on the retransmission SSRC. Without, the
 // responder resends on the track's own SSRC, and a retransmission is a sequence number
-// sent before: a table of the last 1024 tells, which covers the responder's cache
-// (nackCacheSize).
+// sent before: a table of the last 1024 tells, which covers the cache (cacheSize).
 func (i *nackInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	if rtx := info.SSRCRetransmission; rtx != 0 {
 		return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {

@@ -72,6 +72,7 @@ type SFU struct {
 	offersSent atomic.Int64
 	nacks      nackCounts
 	bwe        estimators // simulcast.go
+	resp       responders // retransmit.go
 }
 
 // event is one input to the loop: a signaling message, or news from a peer connection.
@@ -97,6 +98,7 @@ type participant struct {
 	pending []webrtc.ICECandidateInit // remote candidates before the remote description
 	// estimator is the bandwidth estimate of what the SFU sends it (simulcast.go).
 	estimator cc.BandwidthEstimator
+	responder *nackResponder // answers its NACKs (retransmit.go)
 
 	published []*forwarder
 	pubs      map[*forwarder]publication
@@ -152,12 +154,12 @@ func New(cfg Config) (*SFU, error) {
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
 	s.media = media
-	// Pion's default interceptors: the NACK responder answers a subscriber's NACK from its
-	// cache of what the SFU sent; before them, the counter of NACKs and retransmissions
-	// (nack.go), so that it is the closest to the network.
-	// Then the bandwidth estimation of what the SFU sends to each participant (simulcast.go).
+	// Pion's default interceptors but its NACK responder; before them, closest to the
+	// network, the counter of NACKs and retransmissions (nack.go), the bandwidth estimation
+	// of what the SFU sends to each participant (simulcast.go), and the SFU's own NACK
+	// responder (retransmit.go), whose retransmissions pass the two.
 	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: cfg.LoopbackOnly, UDPMux: media.mux, NoStats: true,
-		NACKCacheSize: nackCacheSize, Interceptors: append([]interceptor.Factory{nackCounter{&s.nacks}}, bwe...)})
+		NoNACKResponder: true, Interceptors: append(append([]interceptor.Factory{nackCounter{&s.nacks}}, bwe...), &s.resp)})
 	if err != nil {
 		media.close()
 		return nil, fmt.Errorf("sfu: %w", err)
@@ -312,7 +314,7 @@ func (s *SFU) join(sessionID, userID string) {
 		return
 	}
 	p := &participant{id: userID, room: r, pc: pc, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{},
-		estimator: s.bwe.take(),
+		estimator: s.bwe.take(), responder: s.resp.take(),
 		pubs:      map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		msg := protocol.Candidate{SessionID: sessionID}
@@ -754,10 +756,10 @@ func (s *SFU) sync(p *participant) error {
 			errs = append(errs, fmt.Errorf("mid for track %s: %w", f.id, err))
 		}
 		sender := tr.Sender()
-		down := newDownTrack(local, f.clockRate)
-		// The subscriber's RTCP: NACKs go to the responder interceptor on the way; PLI and
-		// FIR become a key frame request to the publisher. Ends when the sender stops.
-		s.spawn(func() { f.readSubscriberRTCP(sender, down, &s.nacks) })
+		down := newDownTrack(local, f.clockRate, f.simulcast)
+		// The subscriber's RTCP: NACKs are answered from the forwarder's cache; PLI and FIR
+		// become a key frame request to the publisher. Ends when the sender stops.
+		s.spawn(func() { f.readSubscriberRTCP(sender, down, &s.nacks, p.responder) })
 		f.addSubscriber(down)
 		p.subs[f] = &subscription{down: down, sender: sender}
 	}

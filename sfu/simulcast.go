@@ -42,8 +42,9 @@ type estimators struct {
 // interceptors returns the factories that estimate the bandwidth to each peer: transport-
 // wide sequence numbers on what the SFU sends (draft-holmer-rmcat-transport-wide-cc-
 // extensions-01), and GCC on the feedback. In that order they are closest to the network,
-// so the estimator sees each packet with its sequence number, and Pion's NACK responder,
-// further up, caches packets without one: a retransmission gets a number of its own.
+// so the estimator sees each packet with its sequence number, and the SFU's NACK
+// responder, further up, resends packets without one: a retransmission gets a number of
+// its own.
 func (e *estimators) interceptors() ([]interceptor.Factory, error) {
 	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		// The no-op pacer sends every packet at once: the SFU forwards, it does not pace.
