@@ -315,7 +315,7 @@ func (s *SFU) join(sessionID, userID string) {
 	}
 	p := &participant{id: userID, room: r, pc: pc, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{},
 		estimator: s.bwe.take(), responder: s.resp.take(),
-		pubs:      map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
+		pubs: map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		msg := protocol.Candidate{SessionID: sessionID}
 		if c == nil {
