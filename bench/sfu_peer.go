@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-rtc/parley/media"
 	"github.com/parley-rtc/parley/protocol"
+	"github.com/parley-rtc/parley/rtcapi"
 	"github.com/parley-rtc/parley/sigclient"
 )
 
@@ -201,15 +202,7 @@ func (p *sfuPeer) offer(ctx context.Context, api *webrtc.API) error {
 	}
 	p.pc = pc
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		msg := protocol.Candidate{SessionID: p.session, To: protocol.ServerPeer}
-		if c == nil {
-			msg.EndOfCandidates = true
-		} else {
-			init := c.ToJSON()
-			msg.Candidate = &protocol.ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid,
-				SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment}
-		}
-		if err := p.sig.Send(p.ctx, msg); err != nil {
+		if err := p.sig.Send(p.ctx, rtcapi.CandidateMessage(p.session, protocol.ServerPeer, c)); err != nil {
 			p.log.Debug("send ICE candidate", "err", err)
 		}
 	})
@@ -305,8 +298,7 @@ func (p *sfuPeer) signalLoop() {
 			if m.Candidate == nil {
 				continue
 			}
-			c := webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid,
-				SDPMLineIndex: m.Candidate.SDPMLineIndex, UsernameFragment: m.Candidate.UsernameFragment}
+			c := rtcapi.CandidateInit(m.Candidate)
 			if p.pc.RemoteDescription() == nil {
 				pending = append(pending, c)
 			} else if err := p.pc.AddICECandidate(c); err != nil {

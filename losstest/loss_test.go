@@ -2,11 +2,7 @@ package losstest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,10 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-rtc/parley/internal/netns"
-	"github.com/parley-rtc/parley/peer"
-	"github.com/parley-rtc/parley/protocol"
 	"github.com/parley-rtc/parley/sfu"
-	"github.com/parley-rtc/parley/signaling"
 )
 
 // The test network. The server (signaling and SFU) runs in the test process, in the host's
@@ -129,20 +122,6 @@ func publishing(s sfu.Stats) bool {
 	return false
 }
 
-// waitFor polls cond every 100 ms until it holds, the timeout passes or ctx ends.
-func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
 func nackSummary(s sfu.Stats) string {
 	var forwarded uint64
 	for _, p := range s.Participants {
@@ -157,36 +136,10 @@ func nackSummary(s sfu.Stats) string {
 // subscribers hang up, callTime after they connect.
 func (n *network) call(ctx context.Context, t *testing.T, name, bin, video, audio string) result {
 	t.Helper()
-	var logs netns.SyncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var sig *signaling.Server
-	media, err := sfu.New(sfu.Config{Logger: log, Send: func(to string, m protocol.Message) { sig.SendFromSFU(to, m) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig = signaling.New(signaling.Config{SFU: media, Logger: log})
-	ln, err := net.Listen("tcp", net.JoinHostPort(n.clients[0].gateway, "0"))
-	if err != nil {
-		media.Close()
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := sig.Close(sctx); err != nil {
-			t.Errorf("%s: close signaling: %v", name, err)
-		}
-		srv.Close()
-		media.Close()
-		if t.Failed() {
-			t.Logf("%s: server log:\n%s", name, logs.String())
-		}
-	}()
-
+	srv := netns.StartServer(t, name, n.clients[0].gateway)
+	defer srv.Close()
+	media, url := srv.SFU, srv.URL
 	dir := t.TempDir()
-	url := "http://" + ln.Addr().String()
 	pub := n.clients[0].Start(ctx, t, name+" pub", bin, "call", "--server", url, "--new", "--group",
 		"--video", video, "--audio", audio, "--connect-timeout", "60s")
 	line, err := pub.WaitLine("session ", 30*time.Second)
@@ -199,7 +152,7 @@ func (n *network) call(ctx context.Context, t *testing.T, name, bin, video, audi
 	// publisher's media reaches the SFU: under loss, the publisher's DTLS handshake can take
 	// seconds (its retransmission timer starts at 1 s, RFC 6347 §4.2.4.1), which would count
 	// against the lossy run's frames.
-	if err := waitFor(ctx, 60*time.Second, func() bool { return publishing(media.Stats()) }); err != nil {
+	if err := netns.WaitFor(ctx, 60*time.Second, func() bool { return publishing(media.Stats()) }); err != nil {
 		t.Errorf("%s: the publisher's media did not reach the SFU: %v; SFU: %+v\n%s", name, err, media.Stats(), pub.Output())
 		return result{}
 	}
@@ -221,7 +174,7 @@ func (n *network) call(ctx context.Context, t *testing.T, name, bin, video, audi
 	// which start when each connects.
 	pub.Stop()
 	for i, path := range reports {
-		rep, err := readReport(path)
+		rep, err := netns.ReadReport(path)
 		if err != nil {
 			t.Errorf("%s: sub%d: %v\n%s", name, i+1, err, subs[i].Output())
 			continue
@@ -293,16 +246,4 @@ func (n *network) setLoss(t *testing.T, on bool) {
 		c.Exec("iptables", op, chain, "-p", "udp", "-m", "statistic", "--mode", "random",
 			"--probability", lossRate, "-j", "DROP")
 	}
-}
-
-func readReport(path string) (peer.Report, error) {
-	var rep peer.Report
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return rep, fmt.Errorf("no report: %w", err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return rep, fmt.Errorf("report %s: %w", path, err)
-	}
-	return rep, nil
 }

@@ -2,7 +2,6 @@ package nattest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/parley-rtc/parley/internal/netns"
-	"github.com/parley-rtc/parley/peer"
 )
 
 // The test network, all inside namespaces the test makes (10.99.0.0/16 is used by nothing
@@ -132,7 +130,7 @@ func TestCallThroughTURN(t *testing.T) {
 		name, report string
 		proc         *netns.Proc
 	}{{"peerA", repA, host}, {"peerB", repB, guest}} {
-		rep, err := readReport(p.report)
+		rep, err := netns.ReadReport(p.report)
 		if err != nil {
 			t.Errorf("%s: %v\n%s", p.name, err, p.proc.Output())
 			continue
@@ -244,16 +242,4 @@ func (n *network) checkIsolation(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-}
-
-func readReport(path string) (peer.Report, error) {
-	var rep peer.Report
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return rep, fmt.Errorf("no report: %w", err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return rep, fmt.Errorf("report %s: %w", path, err)
-	}
-	return rep, nil
 }

@@ -481,12 +481,7 @@ func (c *call) handle(m protocol.Message) (string, error) {
 		if c.remote != "" && m.From != c.remote {
 			return "", nil // from a connection that is gone (before a move to the SFU)
 		}
-		init := webrtc.ICECandidateInit{
-			Candidate:        m.Candidate.Candidate,
-			SDPMid:           m.Candidate.SDPMid,
-			SDPMLineIndex:    m.Candidate.SDPMLineIndex,
-			UsernameFragment: m.Candidate.UsernameFragment,
-		}
+		init := rtcapi.CandidateInit(m.Candidate)
 		if c.pc == nil || c.pc.RemoteDescription() == nil {
 			c.pending = append(c.pending, init)
 			return "", nil
@@ -663,15 +658,7 @@ func (c *call) newPeerConnection() error {
 	}
 	session, remote := c.session, c.remote // this connection's, whatever comes after it
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		msg := protocol.Candidate{SessionID: session, To: remote}
-		if cand == nil {
-			msg.EndOfCandidates = true
-		} else {
-			init := cand.ToJSON()
-			msg.Candidate = &protocol.ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid,
-				SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment}
-		}
-		if err := c.sig.Send(c.ctx, msg); err != nil {
+		if err := c.sig.Send(c.ctx, rtcapi.CandidateMessage(session, remote, cand)); err != nil {
 			c.log.Debug("send ICE candidate", "err", err)
 		}
 	})

@@ -103,10 +103,9 @@ func newClient(t *testing.T, s *sfu.SFU, api *webrtc.API, id string) *client {
 		if cand == nil {
 			return
 		}
-		init := cand.ToJSON()
-		s.Handle(protocol.Candidate{SessionID: session, From: id, To: protocol.ServerPeer,
-			Candidate: &protocol.ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid,
-				SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment}})
+		msg := rtcapi.CandidateMessage(session, protocol.ServerPeer, cand)
+		msg.From = id
+		s.Handle(msg)
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		rt := &remoteTrack{}
@@ -180,8 +179,7 @@ func (c *client) handle(m protocol.Message) {
 		if m.Candidate == nil {
 			return
 		}
-		init := webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid,
-			SDPMLineIndex: m.Candidate.SDPMLineIndex, UsernameFragment: m.Candidate.UsernameFragment}
+		init := rtcapi.CandidateInit(m.Candidate)
 		if c.pc.RemoteDescription() == nil {
 			c.pending = append(c.pending, init)
 		} else if err := c.pc.AddICECandidate(init); err != nil {

@@ -273,8 +273,7 @@ func (s *SFU) handle(e event) {
 		}
 	case protocol.Candidate:
 		if p := s.member(m.SessionID, m.From); p != nil && m.Candidate != nil {
-			s.candidate(p, webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid,
-				SDPMLineIndex: m.Candidate.SDPMLineIndex, UsernameFragment: m.Candidate.UsernameFragment})
+			s.candidate(p, rtcapi.CandidateInit(m.Candidate))
 		}
 	default:
 		s.log.Warn("unexpected message", "type", e.msg.Type())
@@ -317,15 +316,7 @@ func (s *SFU) join(sessionID, userID string) {
 		estimator: s.bwe.take(), responder: s.resp.take(),
 		pubs: map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		msg := protocol.Candidate{SessionID: sessionID}
-		if c == nil {
-			msg.EndOfCandidates = true
-		} else {
-			init := c.ToJSON()
-			msg.Candidate = &protocol.ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid,
-				SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment}
-		}
-		s.cfg.Send(userID, msg)
+		s.cfg.Send(userID, rtcapi.CandidateMessage(sessionID, "", c))
 	})
 	pc.OnTrack(func(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 		s.post(event{p: p, track: t, receiver: rcv})

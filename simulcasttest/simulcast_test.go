@@ -2,11 +2,7 @@ package simulcasttest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +14,7 @@ import (
 	"github.com/parley-rtc/parley/internal/netns"
 	"github.com/parley-rtc/parley/media"
 	"github.com/parley-rtc/parley/peer"
-	"github.com/parley-rtc/parley/protocol"
 	"github.com/parley-rtc/parley/sfu"
-	"github.com/parley-rtc/parley/signaling"
 )
 
 // The layers, made from the sample clip (480x270) with ffmpeg: RID, scale divisor, bitrate.
@@ -86,34 +80,9 @@ func TestSimulcastLayerPerSubscriber(t *testing.T) {
 	defer cancel()
 
 	// The server: signaling and SFU in this process, listening on the host's end of the link.
-	var logs netns.SyncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var sig *signaling.Server
-	s, err := sfu.New(sfu.Config{Logger: log, Send: func(to string, m protocol.Message) { sig.SendFromSFU(to, m) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig = signaling.New(signaling.Config{SFU: s, Logger: log})
-	ln, err := net.Listen("tcp", net.JoinHostPort(gateway, "0"))
-	if err != nil {
-		s.Close()
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := sig.Close(sctx); err != nil {
-			t.Errorf("close signaling: %v", err)
-		}
-		srv.Close()
-		s.Close()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	}()
-	url := "http://" + ln.Addr().String()
+	srv := netns.StartServer(t, "server", gateway)
+	defer srv.Close()
+	s, url := srv.SFU, srv.URL
 
 	type result struct {
 		rep peer.Report
@@ -128,7 +97,7 @@ func TestSimulcastLayerPerSubscriber(t *testing.T) {
 		}()
 		return hangUp, done
 	}
-	quiet := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	quiet := srv.Log
 	ids := make(chan string, 1)
 	pubHangUp, pubDone := run(peer.Config{Server: url, Create: true, Group: true, Simulcast: simulcast,
 		Audio: audioClip.Audio, ConnectTimeout: time.Minute, Logger: quiet, OnSession: func(id string) { ids <- id }})
@@ -143,7 +112,7 @@ func TestSimulcastLayerPerSubscriber(t *testing.T) {
 	defer openHangUp()
 	// The limited subscriber joins once the open one receives: the one not publishing.
 	var openID string
-	waitErr := waitFor(ctx, 2*time.Minute, func() bool {
+	waitErr := netns.WaitFor(ctx, 2*time.Minute, func() bool {
 		for _, p := range s.Stats().Participants {
 			if p.Published == 0 && videoLayer(p) != "" {
 				openID = p.ID
@@ -198,7 +167,7 @@ func TestSimulcastLayerPerSubscriber(t *testing.T) {
 	if openRes.err != nil {
 		t.Fatalf("open subscriber: %v", openRes.err)
 	}
-	limRep, err := readReport(report)
+	limRep, err := netns.ReadReport(report)
 	if err != nil {
 		t.Fatalf("limited subscriber: %v\n%s", err, limited.Output())
 	}
@@ -256,20 +225,6 @@ func participant(st sfu.Stats, id string) sfu.ParticipantStats {
 	return sfu.ParticipantStats{}
 }
 
-// waitFor polls cond every 100 ms until it holds, the timeout passes or ctx ends.
-func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
 // limOf returns the subscriber that is not the publisher and not the open one.
 func limOf(st sfu.Stats, open string) sfu.ParticipantStats {
 	for _, p := range st.Participants {
@@ -317,16 +272,4 @@ func makeLayers(t *testing.T, video string) []string {
 		out = append(out, path)
 	}
 	return out
-}
-
-func readReport(path string) (peer.Report, error) {
-	var rep peer.Report
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return rep, fmt.Errorf("no report: %w", err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return rep, fmt.Errorf("report %s: %w", path, err)
-	}
-	return rep, nil
 }

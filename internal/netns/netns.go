@@ -1,5 +1,5 @@
 // Package netns creates and removes the network namespaces, veth pairs and iptables rules
-// that Parley's network tests run in. It is used only by tests (losstest, nattest): it runs
+// that Parley's network tests run in. It is used only by tests (losstest, nattest, simulcasttest): it runs
 // ip (iproute2) and iptables, needs root, and fails the calling test when a command fails.
 package netns
 
