@@ -2,7 +2,7 @@
 // and the benchmark peers alike: the default codecs, the default interceptors (NACK
 // generator and responder, RTCP reports, TWCC) with NACK repeats capped, AES-GCM SRTP
 // preferred, no mDNS, and optionally loopback-only ICE or one UDP port for every peer
-// connection.
+// connection. It also converts between Pion's ICE candidates and the protocol's.
 package rtcapi
 
 import (
