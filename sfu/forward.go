@@ -285,7 +285,7 @@ func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender, d *downTrack, n
 					nacks.received.Add(1)
 					nacks.nacked.Add(nackedPackets(p))
 					if st := resp.stream(p.MediaSSRC); st != nil && f.video {
-						f.retransmit(d, st, p)
+						f.retransmit(d, st, p, time.Now())
 					}
 				}
 			}

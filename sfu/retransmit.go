@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
@@ -20,6 +21,15 @@ import (
 // cacheSize is how many packets of each layer the SFU keeps to resend: at 100 to 250
 // video packets/s, 2 to 5 s, far more than a NACK's round trip needs. A power of two.
 const cacheSize = 512
+
+// A subscriber's NACKs can name thousands of packets per RTCP packet (a pair names 17): a
+// token bucket per stream bounds what it gets resent, so that a hostile or broken one
+// costs the SFU no more than a few streams' worth. 300 packets/s is twice a 1.5 Mbit/s
+// video stream's whole rate; lossy links need a few percent of it.
+const (
+	retransmitRate  = 300 // packets/s
+	retransmitBurst = 300 // packets
+)
 
 // maxRTP is the largest RTP packet the SFU caches (a UDP payload under a 1500-byte MTU).
 const maxRTP = 1500
@@ -94,11 +104,14 @@ func (f *forwarder) source(d *downTrack, seq uint16) (l *layer, origin uint16, t
 }
 
 // retransmit answers a subscriber's NACK: every packet it names that the layer's cache
-// still holds is sent again on the subscriber's stream st.
-func (f *forwarder) retransmit(d *downTrack, st *localStream, n *rtcp.TransportLayerNack) {
+// still holds is sent again on the subscriber's stream st, within the stream's budget.
+func (f *forwarder) retransmit(d *downTrack, st *localStream, n *rtcp.TransportLayerNack, now time.Time) {
 	var buf [maxRTP + 2]byte
 	for _, pair := range n.Nacks {
 		pair.Range(func(seq uint16) bool {
+			if !st.allow(now) {
+				return false
+			}
 			l, origin, ts, rewritten, ok := f.source(d, seq)
 			if !ok {
 				return true
@@ -165,6 +178,27 @@ type localStream struct {
 	pt, rtxPT     uint8
 	rtxSeq        atomic.Uint32
 	w             interceptor.RTPWriter
+
+	mu     sync.Mutex // guards the retransmission budget
+	tokens float64
+	last   time.Time
+}
+
+// allow takes a token of the retransmission budget, if one is left at now.
+func (st *localStream) allow(now time.Time) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.last.IsZero() {
+		st.tokens = retransmitBurst
+	} else if dt := now.Sub(st.last).Seconds(); dt > 0 {
+		st.tokens = min(retransmitBurst, st.tokens+dt*retransmitRate)
+	}
+	st.last = now
+	if st.tokens < 1 {
+		return false
+	}
+	st.tokens--
+	return true
 }
 
 func (r *nackResponder) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {

@@ -3,6 +3,7 @@ package sfu
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
@@ -38,7 +39,7 @@ func TestRetransmitFromCache(t *testing.T) {
 	nack := &rtcp.TransportLayerNack{Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{1005, 1400, 1401})}
 
 	st, out := recordingStream(7, 8, 96, 97)
-	f.retransmit(&downTrack{}, st, nack)
+	f.retransmit(&downTrack{}, st, nack, time.Now())
 	if len(*out) != 2 {
 		t.Fatalf("%d packets resent, want 2 (1005 is no longer cached)", len(*out))
 	}
@@ -51,7 +52,7 @@ func TestRetransmitFromCache(t *testing.T) {
 	}
 
 	st, out = recordingStream(7, 0, 96, 0)
-	f.retransmit(&downTrack{}, st, nack)
+	f.retransmit(&downTrack{}, st, nack, time.Now())
 	if len(*out) != 2 || (*out)[0].h.SSRC != 7 || (*out)[0].h.SequenceNumber != 1400 || (*out)[0].h.PayloadType != 96 ||
 		len((*out)[0].payload) != 2 {
 		t.Errorf("without RTX: %+v", *out)
@@ -72,7 +73,7 @@ func TestRetransmitSimulcast(t *testing.T) {
 	d.sent[11%cacheSize] = sentPacket{layer: h, seq: 11, origin: 900, ts: 456}
 
 	st, out := recordingStream(7, 8, 96, 97)
-	f.retransmit(d, st, &rtcp.TransportLayerNack{Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{10, 11, 12})})
+	f.retransmit(d, st, &rtcp.TransportLayerNack{Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{10, 11, 12})}, time.Now())
 	if len(*out) != 2 {
 		t.Fatalf("%d packets resent, want 2 (12 was never sent)", len(*out))
 	}
@@ -85,5 +86,32 @@ func TestRetransmitSimulcast(t *testing.T) {
 		if binary.BigEndian.Uint16(w.payload) != want.seq || w.h.Timestamp != want.ts || w.payload[2] != want.payload {
 			t.Errorf("retransmission of %d: %+v %x", want.seq, w.h, w.payload)
 		}
+	}
+}
+
+// A flood of NACKs gets at most the budget resent: retransmitBurst at once, then
+// retransmitRate per second.
+func TestRetransmitBudget(t *testing.T) {
+	f := &forwarder{video: true}
+	l := &layer{}
+	f.layers.Store(&[]*layer{l})
+	var all []uint16
+	for seq := uint16(0); seq < cacheSize; seq++ {
+		l.cache.add(&rtp.Header{SequenceNumber: seq}, []byte{1})
+		all = append(all, seq)
+	}
+	// One NACK naming every cached packet, sent again and again.
+	nack := &rtcp.TransportLayerNack{Nacks: rtcp.NackPairsFromSequenceNumbers(all)}
+	st, out := recordingStream(7, 8, 96, 97)
+	t0 := time.Now()
+	for range 10 {
+		f.retransmit(&downTrack{}, st, nack, t0)
+	}
+	if len(*out) != retransmitBurst {
+		t.Fatalf("%d packets resent for 10 NACKs of %d packets at once, want the burst, %d", len(*out), len(all), retransmitBurst)
+	}
+	f.retransmit(&downTrack{}, st, nack, t0.Add(100*time.Millisecond))
+	if want := retransmitBurst + retransmitRate/10; len(*out) != want {
+		t.Errorf("%d packets resent after 100 ms more, want %d", len(*out), want)
 	}
 }
