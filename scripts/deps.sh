@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system tools Parley's tests use, from Debian's packages, when they are missing:
-# ffmpeg (decodes recordings), chromium (browser tests), coturn (turnutils_uclient and
-# turnutils_peer, for the TURN tests), iproute2 and iptables (the NAT traversal test).
+# ffmpeg (decodes recordings), chromium and firefox-esr (browser tests), coturn
+# (turnutils_uclient and turnutils_peer, for the TURN tests), iproute2 and iptables (the NAT
+# traversal, loss and Firefox tests' network namespaces).
 # Needs root for apt-get.
 set -euo pipefail
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)

@@ -25,8 +25,15 @@ import (
 // through the signaling server, which hands it the group sessions' messages.
 func startGroupServer(t *testing.T) *server {
 	t.Helper()
+	return startGroupServerAt(t, "", true)
+}
+
+// startGroupServerAt is startGroupServer listening on addr ("" picks a free port on
+// 127.0.0.1), its SFU gathering only loopback ICE candidates if loopbackOnly.
+func startGroupServerAt(t *testing.T, addr string, loopbackOnly bool) *server {
+	t.Helper()
 	var sig atomic.Pointer[signaling.Server]
-	media, err := sfu.New(sfu.Config{LoopbackOnly: true, Logger: quietLogger(),
+	media, err := sfu.New(sfu.Config{LoopbackOnly: loopbackOnly, Logger: quietLogger(),
 		Send: func(to string, m protocol.Message) {
 			if s := sig.Load(); s != nil {
 				s.SendFromSFU(to, m)
@@ -38,7 +45,7 @@ func startGroupServer(t *testing.T) *server {
 	// Cleanups run last first: the server stops, then the SFU closes and waits for its
 	// goroutines.
 	t.Cleanup(func() { media.Close() })
-	srv := startServerWith(t, "", signaling.Config{SFU: media})
+	srv := startServerWith(t, addr, signaling.Config{SFU: media})
 	sig.Store(srv.sig)
 	srv.sfu = media
 	return srv
