@@ -263,7 +263,12 @@ func startFirefox(t *testing.T) *firefox {
 	ns := netns.Add(t, fmt.Sprintf("parleyff-%d", pid))
 	ff := &firefox{gateway: fmt.Sprintf("10.95.%d.1", subnet)}
 	addr := fmt.Sprintf("10.95.%d.2", subnet)
-	netns.Link(netns.Host(t), fmt.Sprintf("pff%d", pid), ff.gateway+"/24", ns, "eth0", addr+"/24")
+	hostIf := fmt.Sprintf("pff%d", pid)
+	netns.Link(netns.Host(t), hostIf, ff.gateway+"/24", ns, "eth0", addr+"/24")
+	// Removing the namespace removes its veth pair later, asynchronously, once nothing
+	// holds the namespace; the next run in this process (-count) reuses the names and
+	// addresses. Deleting the host's end removes the pair at once, after Firefox is gone.
+	t.Cleanup(func() { netns.Host(t).IP("link", "del", hostIf) })
 	ns.IP("route", "add", "default", "via", ff.gateway)
 
 	profile := t.TempDir()
@@ -321,6 +326,9 @@ func startFirefox(t *testing.T) *firefox {
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			err = <-exited
 		}
+		// Content processes still ending on their own are not waited for: they are not
+		// the test's children. They go now.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		if t.Failed() {
 			t.Logf("Firefox exited (%v); its output:\n%s", err, out.String())
 		}
