@@ -41,8 +41,12 @@ type layer struct {
 	ssrc    uint32
 	lastPLI atomic.Int64  // UnixNano of the last key frame request
 	bytes   atomic.Uint64 // RTP bytes received
-	packets atomic.Uint64 // RTP packets received
+	packets atomic.Uint64 // RTP packets received, duplicates not counted
 	cache   packetCache   // the last packets, to resend (video only; retransmit.go)
+	dups    atomic.Uint64 // packets received again, not forwarded
+
+	// Owned by the layer's forward goroutine.
+	seen [1024]uint32 // sequence number + 1 of the last packet received in each slot
 
 	// Owned by the SFU's allocation goroutine (simulcast.go).
 	meter rateMeter
@@ -142,7 +146,15 @@ func (f *forwarder) forward(l *layer) {
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
-		l.bytes.Add(uint64(n))
+		if l.seenBefore(pkt.SequenceNumber) {
+			continue
+		}
+		// A padding-only packet is the publisher probing its bandwidth: not part of the
+		// layer's bitrate, which chooses layers for subscribers.
+		padding := pkt.Padding && len(pkt.Payload) == 0
+		if !padding {
+			l.bytes.Add(uint64(n))
+		}
 		l.packets.Add(1)
 		if f.video { // subscribers NACK video only (Pion's media engine, rtcapi)
 			l.cache.add(&pkt.Header, pkt.Payload)
@@ -159,11 +171,29 @@ func (f *forwarder) forward(l *layer) {
 				// that subscriber's connection is closing, which leave handles.
 				_ = d.local.WriteRTP(&pkt)
 			}
+		} else if padding {
+			f.skipPadding(l, &pkt)
 		} else {
 			f.forwardSimulcast(l, &pkt, time.Now().UnixNano())
 		}
 		f.packets.Add(1)
 	}
+}
+
+// seenBefore records a packet's sequence number and reports whether the layer had it
+// already. Browsers probe their bandwidth by sending recent packets again on the RTX stream
+// (RFC 4588), which Pion hands to the track as the packet itself: Firefox sent its lowest
+// layer about ten times over, which measured that layer as the costliest, and every copy
+// went to its subscribers. A retransmission of a packet the SFU did not get is new here,
+// and is forwarded.
+func (l *layer) seenBefore(seq uint16) bool {
+	slot := &l.seen[seq%uint16(len(l.seen))]
+	if *slot == uint32(seq)+1 {
+		l.dups.Add(1)
+		return true
+	}
+	*slot = uint32(seq) + 1
+	return false
 }
 
 // forwardSimulcast writes a packet of layer l to the subscribers that receive l, or that
@@ -193,6 +223,26 @@ func (f *forwarder) forwardSimulcast(l *layer, pkt *rtp.Packet, now int64) {
 				d.sent[pkt.SequenceNumber%cacheSize] = sentPacket{layer: l, seq: pkt.SequenceNumber, origin: seq, ts: pkt.Timestamp}
 			}
 			_ = d.local.WriteRTP(pkt)
+		}
+		d.mu.Unlock()
+	}
+}
+
+// skipPadding keeps a padding-only packet of layer l from the subscribers that receive l:
+// it carries nothing for them, and each subscriber's own stream has its own bandwidth
+// estimate. One that arrives out of order is sent, so that no sequence number is reused.
+func (f *forwarder) skipPadding(l *layer, pkt *rtp.Packet) {
+	seq, ts := pkt.SequenceNumber, pkt.Timestamp
+	for _, d := range *f.subs.Load() {
+		if d.cur.Load() != l {
+			continue
+		}
+		d.mu.Lock()
+		if d.current == l && !d.rw.skip(seq) {
+			pkt.SequenceNumber, pkt.Timestamp = seq, ts
+			if d.admit(l, &pkt.Header, false, time.Now().UnixNano()) {
+				_ = d.local.WriteRTP(pkt)
+			}
 		}
 		d.mu.Unlock()
 	}

@@ -115,6 +115,21 @@ func (r *rewriter) switchTo(seq uint16, ts uint32, now int64) {
 	r.base = seq
 }
 
+// skip leaves a packet of the current layer out of the subscriber's stream (a padding-only
+// packet, which a publisher's bandwidth probing sends, RFC 3550 §5.1): the packets after it
+// take its sequence number on, so the subscriber sees no gap. Only the next packet in order
+// can be left out; ok is false for any other, which must then be sent as it is. Packets
+// older than it are dropped from then on, as after a switch: with the offset changed, they
+// would take sequence numbers already sent.
+func (r *rewriter) skip(seq uint16) (ok bool) {
+	if !r.started || seq+r.seqOff != r.lastSeq+1 || int16(seq-r.base) < 0 {
+		return false
+	}
+	r.seqOff--
+	r.base = seq + 1
+	return true
+}
+
 // rewrite maps a packet of the current layer to the subscriber's stream; ok is false for a
 // packet from before the switch, which the subscriber must not get.
 func (r *rewriter) rewrite(seq uint16, ts uint32, now int64) (outSeq uint16, outTS uint32, ok bool) {

@@ -176,3 +176,63 @@ func BenchmarkAdmit(b *testing.B) {
 		d.mu.Unlock()
 	}
 }
+
+// A padding-only packet in order is left out without a gap in the subscriber's sequence
+// numbers; one out of order is not, and older packets than a skipped one are dropped.
+func TestRewriterSkipsPadding(t *testing.T) {
+	var r rewriter
+	r.clock = 90000
+	r.switchTo(100, 5000, 0)
+	out := func(seq uint16) uint16 {
+		t.Helper()
+		s, _, ok := r.rewrite(seq, 5000, 0)
+		if !ok {
+			t.Fatalf("packet %d dropped", seq)
+		}
+		return s
+	}
+	first := out(100)
+	if out(101) != first+1 {
+		t.Fatal("101 does not follow 100")
+	}
+	if !r.skip(102) {
+		t.Fatal("padding 102, next in order, not skipped")
+	}
+	if got := out(103); got != first+2 {
+		t.Errorf("103 after skipped 102 got %d, want %d (no gap)", got, first+2)
+	}
+	if r.skip(105) {
+		t.Error("padding 105 skipped while 104 is missing: 104 would collide with it")
+	}
+	if _, _, ok := r.rewrite(102, 5000, 0); ok {
+		t.Error("a late copy of skipped 102 was sent: it would reuse 103's sequence number")
+	}
+	if got := out(104); got != first+3 {
+		t.Errorf("104 got %d, want %d", got, first+3)
+	}
+}
+
+// A layer knows a packet it received before, and a new one, however old its sequence
+// number, is not taken for one.
+func TestLayerSeenBefore(t *testing.T) {
+	var l layer
+	for _, seq := range []uint16{65530, 65531, 65535, 0, 3} {
+		if l.seenBefore(seq) {
+			t.Errorf("new packet %d taken for a duplicate", seq)
+		}
+	}
+	for _, seq := range []uint16{65531, 0, 3} {
+		if !l.seenBefore(seq) {
+			t.Errorf("copy of %d not seen as a duplicate", seq)
+		}
+	}
+	if l.seenBefore(1) { // lost, then repaired: new here
+		t.Error("a late first copy of 1 taken for a duplicate")
+	}
+	if l.seenBefore(3 + 1024) { // the same slot as 3, a newer packet
+		t.Error("packet 1027 taken for a duplicate of 3")
+	}
+	if n := l.dups.Load(); n != 3 {
+		t.Errorf("%d duplicates counted, want 3", n)
+	}
+}

@@ -277,6 +277,9 @@ type LayerStats struct {
 	RID     string `json:"rid"`     // "" without simulcast
 	Kbps    int    `json:"kbps"`    // measured incoming bitrate, kbit/s, 0 when stopped
 	Packets uint64 `json:"packets"` // packets received
+	// Duplicates: packets received again (a browser probing its bandwidth with copies of
+	// recent packets, RFC 4588 RTX), neither counted in Kbps nor forwarded.
+	Duplicates uint64 `json:"duplicates"`
 }
 
 func (s *SFU) subscriptionStats(p *participant) []SubscriptionStats {
@@ -299,7 +302,7 @@ func layerStats(p *participant) []LayerStats {
 	for _, f := range p.published {
 		for _, l := range *f.layers.Load() {
 			out = append(out, LayerStats{Track: f.id, RID: l.rid, Kbps: int(l.meter.bitrate / 1000),
-				Packets: l.packets.Load()})
+				Packets: l.packets.Load(), Duplicates: l.dups.Load()})
 		}
 	}
 	return out
