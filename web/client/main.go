@@ -407,6 +407,12 @@ func (c *client) handle(m protocol.Message) {
 			c.group.onOffer(m)
 			return
 		}
+		if m.From == protocol.ServerPeer || c.session == "" {
+			// The SFU's offer to a group call this client has left (it crossed the
+			// hang-up), or any offer after hanging up: answering it would start a call
+			// with no one, which then fails.
+			return
+		}
 		c.onOffer(m)
 	case protocol.Answer:
 		c.onAnswer(m)
