@@ -113,6 +113,9 @@ func TestRelay(t *testing.T) {
 	peer := echoPeer(t)
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
+			// The previous subtest's client deleted its allocation on closing (a Refresh
+			// with lifetime 0, RFC 8656 §7), which the server handles on its own time.
+			waitAllocations(t, s, 0)
 			cl, conn := client(t, s, transport, "alice", time.Now())
 			defer conn.Close()
 			defer cl.Close()
@@ -153,6 +156,18 @@ func TestRelay(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// waitAllocations waits up to 10 s for the server to hold n allocations.
+func waitAllocations(t *testing.T, s *turnserver.Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.AllocationCount() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("AllocationCount() = %d after 10 s, want %d", s.AllocationCount(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
