@@ -504,12 +504,51 @@ type nativeResult struct {
 func runNative(t *testing.T, cfg peer.Config) <-chan nativeResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	done := make(chan nativeResult, 1)
+	ended := make(chan struct{})
 	go func() {
-		defer cancel()
+		defer close(ended)
 		rep, err := peer.Run(ctx, cfg)
 		done <- nativeResult{rep, err}
 	}()
+	// A call the test did not wait for (it failed first) ends with the test.
+	t.Cleanup(func() {
+		cancel()
+		<-ended
+	})
 	return done
+}
+
+// startNativeHost runs a native peer that creates a session, and returns the session's ID.
+func startNativeHost(t *testing.T, cfg peer.Config) (string, <-chan nativeResult) {
+	t.Helper()
+	cfg.Create = true
+	ids := make(chan string, 1)
+	cfg.OnSession = func(id string) { ids <- id }
+	done := runNative(t, cfg)
+	select {
+	case id := <-ids:
+		return id, done
+	case r := <-done:
+		t.Fatalf("native host ended before its session was ready: %v", r.err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("native host's session not ready within 20 s")
+	}
+	return "", nil
+}
+
+// checkNativeReport checks what a native peer received from a browser (who) in a call
+// the browser hung up.
+func checkNativeReport(t *testing.T, rep peer.Report, who string) {
+	t.Helper()
+	if rep.End != "peer_left" {
+		t.Errorf("native call ended with %q, want peer_left", rep.End)
+	}
+	if rep.VideoFramesReceived < 30 {
+		t.Errorf("native peer received %d video frames from %s, want >= 30", rep.VideoFramesReceived, who)
+	}
+	if rep.AudioPacketsReceived == 0 {
+		t.Errorf("native peer received no audio from %s", who)
+	}
 }
 
 func waitNative(t *testing.T, done <-chan nativeResult) peer.Report {
@@ -541,16 +580,7 @@ func TestNativePeer(t *testing.T) {
 		// The native peer has no chat channel, and the page says so.
 		tb.waitState("chat unavailable", 15*time.Second, func(s pageState) bool { return s.Chat == "unavailable" })
 		tb.do(chromedp.Click(chromedp.ID("hang-up")))
-		rep := waitNative(t, done)
-		if rep.End != "peer_left" {
-			t.Errorf("native call ended with %q, want peer_left", rep.End)
-		}
-		if rep.VideoFramesReceived < 30 {
-			t.Errorf("native peer received %d video frames from the tab, want >= 30", rep.VideoFramesReceived)
-		}
-		if rep.AudioPacketsReceived == 0 {
-			t.Errorf("native peer received no audio from the tab")
-		}
+		checkNativeReport(t, waitNative(t, done), "the tab")
 	}
 
 	t.Run("tab hosts", func(t *testing.T) {
@@ -562,19 +592,7 @@ func TestNativePeer(t *testing.T) {
 	})
 
 	t.Run("native hosts", func(t *testing.T) {
-		cfg := nativeConfig(t, srv.URL)
-		cfg.Create = true
-		ids := make(chan string, 1)
-		cfg.OnSession = func(id string) { ids <- id }
-		done := runNative(t, cfg)
-		var id string
-		select {
-		case id = <-ids:
-		case r := <-done:
-			t.Fatalf("native host ended before its session was ready: %v", r.err)
-		case <-time.After(20 * time.Second):
-			t.Fatal("native host's session not ready within 20 s")
-		}
+		id, done := startNativeHost(t, nativeConfig(t, srv.URL))
 		tb := newTab(t, b, "guest")
 		tb.open(srv.URL + "/s/" + id)
 		check(t, tb, done)

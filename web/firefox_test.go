@@ -58,39 +58,18 @@ func TestFirefox(t *testing.T) {
 		// The native peer has no chat channel, and the page says so.
 		ff.waitState(t, "chat unavailable", 15*time.Second, func(s pageState) bool { return s.Chat == "unavailable" })
 		ff.click(t, "hang-up")
-		rep := waitNative(t, done)
-		if rep.End != "peer_left" {
-			t.Errorf("native call ended with %q, want peer_left", rep.End)
-		}
-		if rep.VideoFramesReceived < 30 {
-			t.Errorf("native peer received %d video frames from Firefox, want >= 30", rep.VideoFramesReceived)
-		}
-		if rep.AudioPacketsReceived == 0 {
-			t.Errorf("native peer received no audio from Firefox")
-		}
+		checkNativeReport(t, waitNative(t, done), "Firefox")
 	}
 
 	t.Run("firefox hosts", func(t *testing.T) {
 		ff.open(t, srv.URL+"/")
 		cfg := foxNativeConfig(t, srv.URL)
 		cfg.Join = ff.newCall(t)
-		check(t, runNativeUntil(t, cfg))
+		check(t, runNative(t, cfg))
 	})
 
 	t.Run("native hosts", func(t *testing.T) {
-		cfg := foxNativeConfig(t, srv.URL)
-		cfg.Create = true
-		ids := make(chan string, 1)
-		cfg.OnSession = func(id string) { ids <- id }
-		done := runNativeUntil(t, cfg)
-		var id string
-		select {
-		case id = <-ids:
-		case r := <-done:
-			t.Fatalf("native host ended before its session was ready: %v", r.err)
-		case <-time.After(20 * time.Second):
-			t.Fatal("native host's session not ready within 20 s")
-		}
+		id, done := startNativeHost(t, foxNativeConfig(t, srv.URL))
 		ff.open(t, srv.URL+"/s/"+id)
 		check(t, done)
 	})
@@ -117,7 +96,7 @@ func TestFirefoxGroup(t *testing.T) {
 		cfg.Join = s.SessionID
 		// Long enough for Firefox's checks below, which run while the peers are in.
 		cfg.Duration = 20 * time.Second
-		natives = append(natives, runNativeUntil(t, cfg))
+		natives = append(natives, runNative(t, cfg))
 	}
 	gs := ff.waitGroup(t, 2)
 
@@ -197,24 +176,6 @@ func foxNativeConfig(t *testing.T, server string) peer.Config {
 	cfg := nativeConfig(t, server)
 	cfg.LoopbackOnly = false
 	return cfg
-}
-
-// runNativeUntil is runNative whose call, if the test ends before the call does, is
-// cancelled and waited for when the test ends.
-func runNativeUntil(t *testing.T, cfg peer.Config) <-chan nativeResult {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	done := make(chan nativeResult, 1)
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		rep, err := peer.Run(ctx, cfg)
-		done <- nativeResult{rep, err}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-ended
-	})
-	return done
 }
 
 // firefoxPath finds Firefox, or fails the test (skips it with PARLEY_SKIP_BROWSER=1).
