@@ -85,6 +85,10 @@ const (
 	// CodeGlare: the sender's offer to the SFU crossed an offer the SFU had sent it (glare,
 	// RFC 3264 §4); the SFU ignored it. Answer the SFU's offer, then offer again.
 	CodeGlare = "glare"
+	// CodeTooManyTracks: the sender's offer to the SFU publishes more tracks than the
+	// server forwards of one participant; the SFU's answer declines the media sections
+	// beyond the limit (a=inactive), and forwards the others.
+	CodeTooManyTracks = "too_many_tracks"
 )
 
 // Message is any signaling message. Its Type is the value of the "type" field.

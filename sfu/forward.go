@@ -26,6 +26,7 @@ type forwarder struct {
 	video     bool
 	simulcast bool
 	interval  time.Duration // between key frame requests of one layer
+	limit     trackLimit    // shared by the layers' goroutines (limit.go)
 
 	mu      sync.Mutex                   // serialises changes to layers and subs
 	layers  atomic.Pointer[[]*layer]     // by quality, lowest first; replaced on change
@@ -44,6 +45,7 @@ type layer struct {
 	packets atomic.Uint64 // RTP packets received, duplicates not counted
 	cache   packetCache   // the last packets, to resend (video only; retransmit.go)
 	dups    atomic.Uint64 // packets received again, not forwarded
+	over    atomic.Uint64 // packets over the track's limit, not forwarded
 
 	// Owned by the layer's forward goroutine.
 	seen [1024]uint32 // sequence number + 1 of the last packet received in each slot
@@ -92,9 +94,9 @@ func ridRank(rid string, arrived int) int {
 	return 3 + arrived
 }
 
-func newForwarder(id, streamID string, t *webrtc.TrackRemote, pc *webrtc.PeerConnection, interval time.Duration) *forwarder {
+func newForwarder(id, streamID string, t *webrtc.TrackRemote, pc *webrtc.PeerConnection, interval time.Duration, limit trackLimit) *forwarder {
 	f := &forwarder{id: id, streamID: streamID, codec: t.Codec().RTPCodecCapability, clockRate: t.Codec().ClockRate, pc: pc,
-		video: t.Kind() == webrtc.RTPCodecTypeVideo, simulcast: t.RID() != "", interval: interval}
+		video: t.Kind() == webrtc.RTPCodecTypeVideo, simulcast: t.RID() != "", interval: interval, limit: limit}
 	f.layers.Store(&[]*layer{})
 	f.subs.Store(&[]*downTrack{})
 	return f
@@ -149,6 +151,11 @@ func (f *forwarder) forward(l *layer) {
 		if l.seenBefore(pkt.SequenceNumber) {
 			continue
 		}
+		now := time.Now()
+		if !f.limit.allow(now, n) {
+			l.over.Add(1)
+			continue
+		}
 		// A padding-only packet is the publisher probing its bandwidth: not part of the
 		// layer's bitrate, which chooses layers for subscribers.
 		padding := pkt.Padding && len(pkt.Payload) == 0
@@ -174,7 +181,7 @@ func (f *forwarder) forward(l *layer) {
 		} else if padding {
 			f.skipPadding(l, &pkt)
 		} else {
-			f.forwardSimulcast(l, &pkt, time.Now().UnixNano())
+			f.forwardSimulcast(l, &pkt, now.UnixNano())
 		}
 		f.packets.Add(1)
 	}

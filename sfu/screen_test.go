@@ -84,6 +84,7 @@ type client struct {
 	pending   []webrtc.ICECandidateInit
 
 	glares    atomic.Int32 // glare errors from the SFU
+	tooMany   atomic.Int32 // too_many_tracks errors from the SFU
 	rollbacks atomic.Int32 // our offers rolled back for the SFU's
 	mu        sync.Mutex
 	remote    map[string]*remoteTrack // by stream ID
@@ -188,6 +189,10 @@ func (c *client) handle(m protocol.Message) {
 	case protocol.Error:
 		if m.Code == protocol.CodeGlare && m.Ref == protocol.TypeOffer {
 			c.glares.Add(1)
+			return
+		}
+		if m.Code == protocol.CodeTooManyTracks && m.Ref == protocol.TypeOffer {
+			c.tooMany.Add(1)
 			return
 		}
 		c.problem("error from the SFU: %s: %s", m.Code, m.Message)

@@ -43,6 +43,16 @@ type Config struct {
 	// KeyFrameInterval is the shortest time between two key frame requests (RTCP PLI,
 	// RFC 4585 §6.3.1) the SFU sends for one published track; 0 means 500 ms.
 	KeyFrameInterval time.Duration
+	// MaxTracks is how many tracks one participant may publish (a simulcast track is one);
+	// the SFU declines media sections beyond it. 0 means DefaultMaxTracks, < 0 no limit.
+	MaxTracks int
+	// MaxTrackBitrate (bit/s, RTP bytes) and MaxTrackPacketRate (packets/s) cap how fast
+	// the SFU forwards one published track, all its simulcast layers together; packets over
+	// either are dropped (LayerStats.OverLimit). Each may be used in a burst of one
+	// second's worth. 0 means DefaultMaxTrackBitrate, DefaultMaxTrackPacketRate; < 0 no
+	// limit.
+	MaxTrackBitrate    int
+	MaxTrackPacketRate int
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -70,6 +80,7 @@ type SFU struct {
 	media *mediaMux // the one UDP port of every peer connection
 
 	offersSent atomic.Int64
+	overLimit  atomic.Uint64 // packets of published tracks over their rate limit
 	nacks      nackCounts
 	bwe        estimators // simulcast.go
 	resp       responders // retransmit.go
@@ -102,6 +113,8 @@ type participant struct {
 
 	published []*forwarder
 	pubs      map[*forwarder]publication
+	// accepted holds the mids of the media sections it may publish on (limitTracks).
+	accepted map[string]bool
 	// primary holds the stream IDs of the participant's first offer (its camera and
 	// microphone); streams maps each stream ID it publishes to the one subscribers see:
 	// its user ID for a primary stream, "<user ID>~<n>" for the n-th other (a screen share).
@@ -137,6 +150,15 @@ func New(cfg Config) (*SFU, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxTracks == 0 {
+		cfg.MaxTracks = DefaultMaxTracks
+	}
+	if cfg.MaxTrackBitrate == 0 {
+		cfg.MaxTrackBitrate = DefaultMaxTrackBitrate
+	}
+	if cfg.MaxTrackPacketRate == 0 {
+		cfg.MaxTrackPacketRate = DefaultMaxTrackPacketRate
 	}
 	s := &SFU{
 		cfg:      cfg,
@@ -420,7 +442,8 @@ func (s *SFU) published(p *participant, t *webrtc.TrackRemote, rcv *webrtc.RTPRe
 			}
 		}
 	}
-	f := newForwarder(id, s.streamID(p, t.StreamID()), t, p.pc, s.cfg.KeyFrameInterval)
+	f := newForwarder(id, s.streamID(p, t.StreamID()), t, p.pc, s.cfg.KeyFrameInterval,
+		newTrackLimit(s.cfg.MaxTrackBitrate, s.cfg.MaxTrackPacketRate, &s.overLimit))
 	l := f.addLayer(t)
 	p.published = append(p.published, f)
 	p.pubs[f] = publication{receiver: rcv, mid: mid}
@@ -506,13 +529,19 @@ func (s *SFU) unpublishStopped(p *participant) {
 // attribute means sendrecv).
 func sendingMids(desc *webrtc.SessionDescription) map[string]bool {
 	out := map[string]bool{}
+	forSending(desc, func(_ *sdp.MediaDescription, mid string) { out[mid] = true })
+	return out
+}
+
+// forSending calls f, in order, for each media section of desc in which its side sends.
+func forSending(desc *webrtc.SessionDescription, f func(m *sdp.MediaDescription, mid string)) {
 	if desc == nil {
-		return out
+		return
 	}
 	// Parsed afresh: desc is Pion's own, which its goroutines read.
 	var parsed sdp.SessionDescription
 	if err := parsed.UnmarshalString(desc.SDP); err != nil {
-		return out
+		return
 	}
 	for _, m := range parsed.MediaDescriptions {
 		mid, ok := m.Attribute(sdp.AttrKeyMID)
@@ -525,9 +554,8 @@ func sendingMids(desc *webrtc.SessionDescription) map[string]bool {
 		if _, ok := m.Attribute(sdp.AttrKeyInactive); ok {
 			continue
 		}
-		out[mid] = true
+		f(m, mid)
 	}
-	return out
 }
 
 // topMid returns the highest numeric mid in an SDP, or -1.
@@ -623,6 +651,7 @@ func (s *SFU) answer(p *participant, sdp string) error {
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return fmt.Errorf("set remote offer: %w", err)
 	}
+	declined := s.limitTracks(p)
 	ans, err := p.pc.CreateAnswer(nil)
 	if err != nil {
 		return fmt.Errorf("create answer: %w", err)
@@ -632,6 +661,12 @@ func (s *SFU) answer(p *participant, sdp string) error {
 	}
 	s.cfg.Send(p.id, protocol.Answer{SessionID: p.room.id, SDP: ans.SDP})
 	s.flushCandidates(p)
+	if len(declined) > 0 {
+		s.log.Info("tracks over the limit declined", "session", p.room.id, "user", p.id, "mids", declined)
+		s.cfg.Send(p.id, protocol.Error{Code: protocol.CodeTooManyTracks, Ref: protocol.TypeOffer,
+			Message: fmt.Sprintf("the server forwards at most %d tracks of each participant; it declined %d more (media sections %s)",
+				s.cfg.MaxTracks, len(declined), strings.Join(declined, ", "))})
+	}
 	return nil
 }
 
@@ -778,6 +813,10 @@ type Stats struct {
 	// Written is how many RTP packets the SFU wrote to subscribers, in total since New:
 	// each forwarded packet once per subscriber, retransmissions not included.
 	Written uint64 `json:"written"`
+	// OverLimit is how many RTP packets of published tracks the SFU dropped, in total
+	// since New, because they were over their track's rate limit (Config.MaxTrackBitrate,
+	// MaxTrackPacketRate).
+	OverLimit uint64 `json:"over_limit"`
 	// Media counts the datagrams of the media port (every participant's RTP, RTCP, DTLS
 	// and STUN) and the system calls that sent them; Dropped ones found the send queue
 	// full.
@@ -814,7 +853,7 @@ func (s *SFU) Stats() Stats {
 		NACKsReceived: s.nacks.received.Load(), NACKedPackets: s.nacks.nacked.Load(),
 		Retransmissions: s.nacks.retransmitted.Load(),
 		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load(),
-		Written: s.nacks.written.Load(), Media: s.media.stats()}
+		Written: s.nacks.written.Load(), OverLimit: s.overLimit.Load(), Media: s.media.stats()}
 	for _, r := range s.rooms {
 		for _, p := range r.members {
 			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Glares: p.neg.glares, Published: len(p.published),

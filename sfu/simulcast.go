@@ -280,6 +280,9 @@ type LayerStats struct {
 	// Duplicates: packets received again (a browser probing its bandwidth with copies of
 	// recent packets, RFC 4588 RTX), neither counted in Kbps nor forwarded.
 	Duplicates uint64 `json:"duplicates"`
+	// OverLimit: packets over the track's rate limit (Config.MaxTrackBitrate,
+	// MaxTrackPacketRate), neither forwarded nor counted in Packets and Kbps.
+	OverLimit uint64 `json:"over_limit"`
 }
 
 func (s *SFU) subscriptionStats(p *participant) []SubscriptionStats {
@@ -302,7 +305,7 @@ func layerStats(p *participant) []LayerStats {
 	for _, f := range p.published {
 		for _, l := range *f.layers.Load() {
 			out = append(out, LayerStats{Track: f.id, RID: l.rid, Kbps: int(l.meter.bitrate / 1000),
-				Packets: l.packets.Load(), Duplicates: l.dups.Load()})
+				Packets: l.packets.Load(), Duplicates: l.dups.Load(), OverLimit: l.over.Load()})
 		}
 	}
 	return out

@@ -53,6 +53,7 @@ type serveConfig struct {
 	requireToken                               bool
 	maxConnsPerIP, messageBurst                int
 	maxGroupPeers, mediaPort                   int
+	maxTracks, maxTrackKbps, maxTrackPPS       int
 	sfuLoopback                                bool
 	cpuProfile                                 string
 	messageRate                                float64
@@ -82,6 +83,9 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.StringVar(&c.tokenSecret, "token-secret", "", "`secret` (at least 32 bytes) for signed join tokens (JWT HS256); see parley token")
 	fs.BoolVar(&c.requireToken, "require-token", false, "admit joins only with a valid join token")
 	fs.IntVar(&c.maxGroupPeers, "max-group-peers", 16, "most participants in a group session (media through the server's SFU)")
+	fs.IntVar(&c.maxTracks, "max-tracks", sfu.DefaultMaxTracks, "most tracks one group member may publish through the SFU (-1: no limit)")
+	fs.IntVar(&c.maxTrackKbps, "max-track-kbps", sfu.DefaultMaxTrackBitrate/1000, "most kbit/s the SFU forwards of one published track, simulcast layers together; more is dropped (-1: no limit)")
+	fs.IntVar(&c.maxTrackPPS, "max-track-pps", sfu.DefaultMaxTrackPacketRate, "most RTP packets per second the SFU forwards of one published track; more are dropped (-1: no limit)")
 	fs.IntVar(&c.mediaPort, "media-port", 0, "UDP `port` of the SFU's media, for every participant of every group call, on each interface address; 0: one the system picks at start")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to `file`, on shutdown")
 	fs.BoolVar(&c.sfuLoopback, "sfu-loopback", false, "the SFU gathers only loopback ICE candidates (for tests with every client on this machine)")
@@ -158,6 +162,14 @@ func serve(ctx context.Context, args []string) error {
 	if cfg.maxGroupPeers < 3 {
 		return fmt.Errorf("--max-group-peers %d: a group holds at least 3", cfg.maxGroupPeers)
 	}
+	for _, l := range []struct {
+		flag string
+		v    int
+	}{{"max-tracks", cfg.maxTracks}, {"max-track-kbps", cfg.maxTrackKbps}, {"max-track-pps", cfg.maxTrackPPS}} {
+		if l.v == 0 || l.v < -1 {
+			return fmt.Errorf("--%s %d: want a positive number, or -1 for no limit", l.flag, l.v)
+		}
+	}
 	if cfg.mediaPort < 0 || cfg.mediaPort > 65535 {
 		return fmt.Errorf("--media-port %d: not a port", cfg.mediaPort)
 	}
@@ -178,6 +190,7 @@ func serve(ctx context.Context, args []string) error {
 	// before any client can connect, so before the SFU can send.
 	var sig *signaling.Server
 	media, err := sfu.New(sfu.Config{Logger: log, LoopbackOnly: cfg.sfuLoopback, MediaPort: cfg.mediaPort,
+		MaxTracks: cfg.maxTracks, MaxTrackBitrate: max(cfg.maxTrackKbps*1000, -1), MaxTrackPacketRate: cfg.maxTrackPPS,
 		Send: func(to string, m protocol.Message) { sig.SendFromSFU(to, m) }})
 	if err != nil {
 		return fmt.Errorf("--media-port %d: %w", cfg.mediaPort, err)
@@ -359,6 +372,7 @@ type sfuHealthReport struct {
 	Participants    int            `json:"participants"`
 	Written         uint64         `json:"written"`         // RTP packets written to subscribers
 	Retransmissions uint64         `json:"retransmissions"` // in answer to NACKs
+	OverLimit       uint64         `json:"over_limit"`      // RTP packets over a published track's rate limit, dropped
 	Media           udpbatch.Stats `json:"media"`           // the media port's datagrams and system calls
 }
 
@@ -367,7 +381,7 @@ func sfuHealth(s *sfu.SFU) http.Handler {
 		st := s.Stats()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(sfuHealthReport{Rooms: st.Rooms, Participants: len(st.Participants),
-			Written: st.Written, Retransmissions: st.Retransmissions, Media: st.Media})
+			Written: st.Written, Retransmissions: st.Retransmissions, OverLimit: st.OverLimit, Media: st.Media})
 	})
 }
 
