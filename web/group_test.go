@@ -238,18 +238,23 @@ func TestGroupTabs(t *testing.T) {
 	}
 	checkParticipants(t, states)
 	// The camera arrives as simulcast: at least one tab's video on two layers or more (how
-	// many Chromium sends depends on the resolution and the CPU it has), and the other tabs
-	// go on decoding what the SFU chose for them.
+	// many Chromium sends depends on the resolution and the CPU it has), measured by the
+	// SFU at bitrates in the layers' resolution order, which its choice of layers assumes;
+	// and the other tabs go on decoding what the SFU chose for them.
 	var layers []sfu.LayerStats
-	waitCond(t, 60*time.Second, "a tab's video arriving on two simulcast layers", func() bool {
+	waitCond(t, 60*time.Second, "a tab's video arriving on two simulcast layers, measured in resolution order", func() bool {
 		for _, p := range srv.sfu.Stats().Participants {
 			layers = layers[:0]
-			for _, l := range p.Layers {
-				if l.RID != "" && l.Packets > 0 {
+			for _, l := range p.Layers { // in resolution order, lowest first
+				if l.RID != "" && l.Packets > 0 && l.Kbps > 0 {
 					layers = append(layers, l)
 				}
 			}
-			if len(layers) >= 2 {
+			ordered := true
+			for i := 1; i < len(layers); i++ {
+				ordered = ordered && layers[i].Kbps > layers[i-1].Kbps
+			}
+			if len(layers) >= 2 && ordered {
 				return true
 			}
 		}
