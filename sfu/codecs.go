@@ -61,3 +61,35 @@ func hasFmtpParam(line, param string) bool {
 	}
 	return false
 }
+
+// narrowCodecs narrows each media section a participant's offers made (its own tracks, or
+// its receive-only sections) to the first codec the offer lists for it that the SFU
+// supports, with that codec's RTX: the one the participant's side sends anyway, as the
+// first of the answer (RFC 3264 §6.1). Otherwise Pion answers with, and lists in each later
+// SFU offer, every codec the participant offered: a video section of a Pion client's is
+// then 4.6 KB instead of 0.9 KB, and it stays in every SFU offer after its track ends, each
+// screen share adding one. The SFU's own sections, for the tracks it forwards, are narrow
+// already (forwardedCodecs).
+func narrowCodecs(pc *webrtc.PeerConnection) {
+	for _, tr := range pc.GetTransceivers() {
+		r := tr.Receiver()
+		if r == nil {
+			continue
+		}
+		cs := r.GetParameters().Codecs
+		var first *webrtc.RTPCodecParameters
+		n := 0
+		for i := range cs {
+			if !strings.EqualFold(cs[i].MimeType, webrtc.MimeTypeRTX) {
+				if first == nil {
+					first = &cs[i]
+				}
+				n++
+			}
+		}
+		if n <= 1 {
+			continue
+		}
+		_ = tr.SetCodecPreferences(forwardedCodecs(cs, first.RTPCodecCapability))
+	}
+}

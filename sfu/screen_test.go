@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -88,6 +89,7 @@ type client struct {
 	rollbacks atomic.Int32 // our offers rolled back for the SFU's
 	mu        sync.Mutex
 	remote    map[string]*remoteTrack // by stream ID
+	lastOffer string                  // the SFU's
 	problems  []string
 }
 
@@ -160,6 +162,9 @@ func (c *client) problem(format string, args ...any) {
 func (c *client) handle(m protocol.Message) {
 	switch m := m.(type) {
 	case protocol.Offer:
+		c.mu.Lock()
+		c.lastOffer = m.SDP
+		c.mu.Unlock()
 		if c.hold {
 			c.held = append(c.held, m.SDP)
 			return
@@ -497,6 +502,20 @@ func TestScreenShare(t *testing.T) {
 		}
 		if want := map[string]int{"C": 1}[p.ID]; p.Glares != want {
 			t.Errorf("%s: %d glares, want %d", p.ID, p.Glares, want)
+		}
+	}
+
+	// Every media section of the SFU's offers lists one codec and its RTX at most: those of
+	// the participant's own tracks too, live or ended (each would otherwise list every
+	// codec the participant offered, several KB).
+	for _, id := range ids {
+		cs[id].mu.Lock()
+		offer := cs[id].lastOffer
+		cs[id].mu.Unlock()
+		for i, sec := range strings.Split(offer, "\r\nm=")[1:] {
+			if n := strings.Count(sec, "a=rtpmap:"); n > 2 {
+				t.Errorf("the SFU's last offer to %s lists %d codecs in media section %d (%d bytes)", id, n, i, len(sec))
+			}
 		}
 	}
 

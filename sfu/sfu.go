@@ -652,6 +652,7 @@ func (s *SFU) answer(p *participant, sdp string) error {
 		return fmt.Errorf("set remote offer: %w", err)
 	}
 	declined := s.limitTracks(p)
+	narrowCodecs(p.pc)
 	ans, err := p.pc.CreateAnswer(nil)
 	if err != nil {
 		return fmt.Errorf("create answer: %w", err)
@@ -876,8 +877,8 @@ var errOfferTooLarge = errors.New("offer too large")
 
 // fitsMessage checks that an offer fits in one signaling message (protocol.MaxMessageSize)
 // as the server relays it. Every media section the participant's peer connection ever had
-// counts, those of tracks that ended too (Pion does not reuse them): about 1.1 KB each, so
-// some 55 sections fit — 27 people with a camera and a microphone.
+// counts, those of tracks that ended too (Pion does not reuse them): about 1.1 KB each
+// (narrowCodecs), so some 55 sections fit, its own and forwarded ones.
 func fitsMessage(sessionID, sdp string) error {
 	b, err := protocol.Encode(protocol.Offer{SessionID: sessionID, From: protocol.ServerPeer, SDP: sdp})
 	if err != nil {
