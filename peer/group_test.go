@@ -24,9 +24,16 @@ import (
 // startGroupServer runs a signaling server with an SFU on 127.0.0.1, as parley serve does.
 func startGroupServer(t *testing.T) (string, *sfu.SFU) {
 	t.Helper()
+	return startGroupServerWith(t, sfu.Config{})
+}
+
+// startGroupServerWith is startGroupServer with an SFU configured as cfg, on loopback.
+func startGroupServerWith(t *testing.T, cfg sfu.Config) (string, *sfu.SFU) {
+	t.Helper()
 	var sig *signaling.Server
-	s, err := sfu.New(sfu.Config{LoopbackOnly: true, Logger: quietLogger(),
-		Send: func(to string, m protocol.Message) { sig.SendFromSFU(to, m) }})
+	cfg.LoopbackOnly, cfg.Logger = true, quietLogger()
+	cfg.Send = func(to string, m protocol.Message) { sig.SendFromSFU(to, m) }
+	s, err := sfu.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,4 +415,78 @@ func fmtReceived(m map[string]*received) string {
 		s += fmt.Sprintf("[%s: %d frames %d audio, %d/%d tracks ended] ", id, r.video, r.audio, r.ended, r.tracks)
 	}
 	return s
+}
+
+// TestGroupRejoin: once the SFU can offer a participant no more (here after 6 media
+// sections; in production when an offer outgrows a signaling message), the participant
+// leaves and joins again with a new peer connection, and receives the newcomer's media
+// that its old connection could not. A hosts; B, then C, come and go, each leaving two
+// ended sections in A's connection; when D joins, A's next offer would hold 8.
+func TestGroupRejoin(t *testing.T) {
+	server, s := startGroupServerWith(t, sfu.Config{MaxSections: 6})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	members := startGroup(t, ctx, server, 2)
+	a := members[0]
+	defer a.hangUp()
+	waitFor(t, 60*time.Second, "A and B in the call", func() bool { return settled(s, 2) })
+	session := s.Stats().Participants[0].Session
+	ivf, ogg := load(t, "chrome-vp8.ivf"), load(t, "chrome-opus.ogg")
+	join := func(name string) *member {
+		callCtx, hangUp := context.WithCancel(ctx)
+		m := &member{hangUp: hangUp, done: make(chan result, 1)}
+		go func() {
+			rep, err := peer.Run(callCtx, peer.Config{Server: server, LoopbackOnly: true, Logger: quietLogger(),
+				ConnectTimeout: 45 * time.Second, Name: name, Join: session, Video: ivf.Video, Audio: ogg.Audio})
+			m.done <- result{rep, err}
+		}()
+		return m
+	}
+	leave := func(name string, m *member) {
+		m.hangUp()
+		if r := <-m.done; r.err != nil {
+			t.Fatalf("%s: %v", name, r.err)
+		}
+		waitFor(t, 30*time.Second, "A alone after "+name+" left", func() bool {
+			st := s.Stats()
+			return len(st.Participants) == 1 && st.Participants[0].Subscribed == 0 && st.Participants[0].Stable
+		})
+	}
+	leave("B", members[1])
+	c := join("C")
+	waitFor(t, 60*time.Second, "A and C in the call", func() bool { return settled(s, 2) })
+	leave("C", c)
+	d := join("D")
+	defer d.hangUp()
+	waitFor(t, 60*time.Second, "A and D in the call", func() bool { return settled(s, 2) })
+	// A's connection could not have taken D's tracks: A had to rejoin. Wait until A has
+	// had time to receive D's media.
+	time.Sleep(4 * time.Second)
+	a.hangUp()
+	ra := <-a.done
+	d.hangUp()
+	rd := <-d.done
+	if ra.err != nil || rd.err != nil {
+		t.Fatalf("A: %v; D: %v", ra.err, rd.err)
+	}
+	dID := ""
+	for id, name := range ra.rep.Names {
+		if name == "D" {
+			dID = id
+		}
+	}
+	fromD := byParticipant(ra.rep)[dID]
+	if dID == "" || fromD == nil || fromD.video < minFrames || fromD.audio < minAudio {
+		t.Fatalf("A received from D (%q): %+v; want >= %d video frames and %d audio packets. A's tracks: %+v",
+			dID, fromD, minFrames, minAudio, ra.rep.RemoteTracks)
+	}
+	for from, rc := range byParticipant(rd.rep) {
+		t.Logf("D from %s: %d video frames, %d audio packets", from[:6], rc.video, rc.audio)
+		if rc.video < minFrames || rc.audio < minAudio {
+			t.Errorf("D from %s: %d frames, %d audio packets", from, rc.video, rc.audio)
+		}
+	}
+	if ra.rep.End != "interrupted" {
+		t.Errorf("A's call ended %q, want interrupted (its hang-up): the rejoin is not the end of its call", ra.rep.End)
+	}
 }

@@ -143,6 +143,8 @@ type call struct {
 	remote  string            // the other peer's user ID, or protocol.ServerPeer in a group
 	pc      *webrtc.PeerConnection
 	pending []webrtc.ICECandidateInit // remote candidates that came before the remote description
+	// sfuOffers counts the SFU's offers this peer connection answered (a group).
+	sfuOffers int
 
 	// State changes, with the connection they are of: after a move to the SFU, the closed
 	// peer-to-peer connection's are ignored.
@@ -431,11 +433,12 @@ func (c *call) handle(m protocol.Message) (string, error) {
 			return "", c.joinGroup()
 		}
 	case protocol.Joined:
+		rejoined := c.session != "" // after rejoinGroup
 		c.session = m.SessionID
 		for id, name := range m.Names {
 			c.noteName(id, name)
 		}
-		if c.cfg.OnSession != nil {
+		if c.cfg.OnSession != nil && !rejoined {
 			c.cfg.OnSession(m.SessionID)
 		}
 		if m.Group {
@@ -504,6 +507,11 @@ func (c *call) handle(m protocol.Message) (string, error) {
 			}
 		}
 	case protocol.Error:
+		if c.group && c.pc != nil && m.Code == protocol.CodeTooLarge && m.Ref == protocol.TypeOffer && c.sfuOffers > 0 {
+			// A new peer connection holds only the tracks there are now; one that never
+			// took an SFU offer would be too large again.
+			return "", c.rejoinGroup()
+		}
 		c.log.Warn("signaling server reported an error", "code", m.Code, "message", m.Message)
 	}
 	return "", nil
@@ -534,6 +542,14 @@ func (c *call) joinGroup() error {
 // the peer-to-peer connection closes, its remote tracks end, and the call goes on through
 // the SFU with the same media. The call's duration and its counts carry on.
 func (c *call) moveToSFU() error {
+	c.closePeerConnection()
+	c.log.Debug("the call moves to the SFU")
+	return c.joinGroup()
+}
+
+// closePeerConnection stops sending and closes the peer connection; its remote tracks end,
+// and its state changes are ignored from now on.
+func (c *call) closePeerConnection() {
 	if c.stopSend != nil {
 		c.stopSend()
 		c.stopSend = nil
@@ -543,12 +559,25 @@ func (c *call) moveToSFU() error {
 		old := c.pc
 		c.pc = nil
 		if err := old.Close(); err != nil {
-			c.log.Debug("close the peer-to-peer connection", "err", err)
+			c.log.Debug("close the peer connection", "err", err)
 		}
 	}
 	c.pending = nil
-	c.log.Debug("the call moves to the SFU")
-	return c.joinGroup()
+}
+
+// rejoinGroup starts the group call afresh when the SFU can offer no more (error
+// too_large, docs/protocol.md "Offer size"): the media sections of every track that came
+// and went stay in the peer connection. The client leaves the session and joins it again;
+// on joined it offers from a new peer connection, as at first.
+func (c *call) rejoinGroup() error {
+	c.closePeerConnection()
+	c.sfuOffers = 0
+	c.log.Info("the SFU's offers outgrew a signaling message; rejoining the group with a new peer connection")
+	if err := c.sig.Send(c.ctx, protocol.LeaveSession{SessionID: c.session}); err != nil {
+		return err
+	}
+	return c.sig.Send(c.ctx, protocol.JoinSession{SessionID: c.session, Password: c.cfg.Password, Token: c.cfg.Token,
+		Name: c.cfg.Name})
 }
 
 // answerSFU answers the SFU's renegotiation offer: tracks of other participants added or
@@ -571,6 +600,7 @@ func (c *call) answerSFU(m protocol.Offer) error {
 	if err := c.sig.Send(c.ctx, protocol.Answer{SessionID: c.session, To: protocol.ServerPeer, SDP: sdp.SDP}); err != nil {
 		return err
 	}
+	c.sfuOffers++
 	return c.flushCandidates()
 }
 

@@ -53,6 +53,12 @@ type Config struct {
 	// limit.
 	MaxTrackBitrate    int
 	MaxTrackPacketRate int
+	// MaxSections is the most media sections an SFU offer may hold, live and ended ones
+	// (Pion does not reuse them); 0 means as many as fit in one signaling message
+	// (fitsMessage). A participant whose offer would hold more gets no offer but an error
+	// too_large, on which Parley's clients leave the session and join it again, with a new
+	// peer connection.
+	MaxSections int
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -725,9 +731,13 @@ func (s *SFU) offer(p *participant) {
 	o, err := p.pc.CreateOffer(nil)
 	if err == nil {
 		err = fitsMessage(p.room.id, o.SDP)
+		if n := strings.Count(o.SDP, "\r\nm="); err == nil && s.cfg.MaxSections > 0 && n > s.cfg.MaxSections {
+			err = fmt.Errorf("%w: %d media sections, more than %d", errOfferTooLarge, n, s.cfg.MaxSections)
+		}
 		if errors.Is(err, errOfferTooLarge) {
 			s.cfg.Send(p.id, protocol.Error{Code: protocol.CodeTooLarge, Ref: protocol.TypeOffer,
-				Message: fmt.Sprintf("the SFU cannot offer you this group's tracks: %v; you keep receiving what you do", err)})
+				Message: fmt.Sprintf("the SFU cannot offer you this group's tracks: %v; you keep receiving what you do "+
+					"until you leave the session and join it again, with a new peer connection", err)})
 		}
 	}
 	if err == nil {

@@ -4,6 +4,7 @@ package web_test
 // session, and a two-person call that becomes a group when a third tab joins.
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/parley-rtc/parley/peer"
 	"github.com/parley-rtc/parley/protocol"
 	"github.com/parley-rtc/parley/sfu"
 	"github.com/parley-rtc/parley/signaling"
@@ -32,13 +34,20 @@ func startGroupServer(t *testing.T) *server {
 // 127.0.0.1), its SFU gathering only loopback ICE candidates if loopbackOnly.
 func startGroupServerAt(t *testing.T, addr string, loopbackOnly bool) *server {
 	t.Helper()
+	return startGroupServerWith(t, addr, sfu.Config{LoopbackOnly: loopbackOnly})
+}
+
+// startGroupServerWith is startGroupServerAt with the SFU configured as cfg.
+func startGroupServerWith(t *testing.T, addr string, cfg sfu.Config) *server {
+	t.Helper()
 	var sig atomic.Pointer[signaling.Server]
-	media, err := sfu.New(sfu.Config{LoopbackOnly: loopbackOnly, Logger: quietLogger(),
-		Send: func(to string, m protocol.Message) {
-			if s := sig.Load(); s != nil {
-				s.SendFromSFU(to, m)
-			}
-		}})
+	cfg.Logger = quietLogger()
+	cfg.Send = func(to string, m protocol.Message) {
+		if s := sig.Load(); s != nil {
+			s.SendFromSFU(to, m)
+		}
+	}
+	media, err := sfu.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,5 +399,70 @@ func waitCond(t *testing.T, timeout time.Duration, what string, cond func() bool
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s after %s", what, timeout)
 		}
+	}
+}
+
+// TestGroupRejoin: once the SFU can offer a tab no more (here after 6 media sections; in
+// production when an offer outgrows a signaling message), the tab leaves and joins again
+// with a new peer connection, and shows the newcomer its old connection could not take. The
+// tab hosts; native members B, then C, come and go, each leaving two ended sections in the
+// tab's connection; when D joins, the tab's next offer would hold 8.
+func TestGroupRejoin(t *testing.T) {
+	b := newBrowser(t, browserOpts{})
+	srv := startGroupServerWith(t, "", sfu.Config{LoopbackOnly: true, MaxSections: 6})
+	tb := newTab(t, b, "host")
+	tb.open(srv.URL + "/")
+	id := tb.newGroupCall()
+	member := func(name string) (stop func() peer.Report) {
+		cfg := nativeConfig(t, srv.URL)
+		cfg.Join, cfg.Name = id, name
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan nativeResult, 1)
+		go func() {
+			rep, err := peer.Run(ctx, cfg)
+			done <- nativeResult{rep, err}
+		}()
+		t.Cleanup(cancel)
+		return func() peer.Report {
+			cancel()
+			r := <-done
+			if r.err != nil {
+				t.Fatalf("%s: %v", name, r.err)
+			}
+			return r.rep
+		}
+	}
+	alone := func() {
+		tb.waitFor("no one else in the call", 30*time.Second, func() (bool, string) {
+			gs, err := eval[groupState](tb, groupStateJS)
+			if err != nil {
+				return false, err.Error()
+			}
+			tb.checkNotEnded(gs.pageState)
+			return len(gs.Participants) == 0 && gs.Tiles == 0, fmt.Sprintf("participants %v, tiles %d", gs.Participants, gs.Tiles)
+		})
+	}
+	for _, name := range []string{"B", "C"} {
+		stop := member(name)
+		tb.waitGroup(1)
+		stop()
+		alone()
+	}
+	stopD := member("D")
+	gs := tb.waitGroup(1)
+	if len(gs.Frames) != 1 {
+		t.Errorf("the tab decodes %d videos after rejoining, want D's only: %v", len(gs.Frames), gs.Frames)
+	}
+	if name, err := eval[string](tb, `document.querySelector("#grid .tile:not(.me) .name").textContent`); err != nil || name != "D" {
+		t.Errorf("the tab's tile after rejoining is named %q (%v), want D", name, err)
+	}
+	time.Sleep(2 * time.Second)
+	rep := stopD()
+	if rep.VideoFramesReceived < 30 || rep.AudioPacketsReceived == 0 {
+		t.Errorf("D received %d video frames and %d audio packets from the tab, want >= 30 and some",
+			rep.VideoFramesReceived, rep.AudioPacketsReceived)
+	}
+	for _, p := range srv.sfu.Stats().Participants {
+		t.Logf("sfu: %s: %d offers, subscribed %d", p.ID, p.OffersSent, p.Subscribed)
 	}
 }

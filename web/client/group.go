@@ -35,6 +35,7 @@ type groupCall struct {
 	started bool
 
 	answered bool // the SFU's answer to our offer is applied
+	offers   int  // SFU offers answered
 	// pending holds the SFU's candidates that came before its answer; undefined stands for
 	// end-of-candidates. queued holds SFU offers that came while our own offer was still
 	// unanswered (the SFU does not do that, but a reordering must not break the call).
@@ -221,7 +222,19 @@ func (g *groupCall) answerOffer(sdp string) {
 		return
 	}
 	g.c.sig.send(protocol.Answer{SessionID: g.c.session, To: protocol.ServerPeer, SDP: desc.Get("sdp").String()})
+	g.offers++
 	g.syncTiles() // inactive sections have ended their tracks
+}
+
+// rejoinGroup starts the group call afresh when the SFU can offer no more (error
+// too_large, docs/protocol.md "Offer size"): the media sections of every track that came
+// and went stay in a peer connection. The tab leaves the session and joins it again, and
+// on joined starts a new peer connection, as at first; a screen share stops.
+func (c *client) rejoinGroup() {
+	c.endCall()
+	c.setStatus("Reconnecting to the group call…", false)
+	c.sig.send(protocol.LeaveSession{SessionID: c.session})
+	c.sig.send(c.joinMessage(c.session))
 }
 
 func (g *groupCall) onCandidate(m protocol.Candidate) {

@@ -424,6 +424,12 @@ func (c *client) handle(m protocol.Message) {
 			js.Global().Get("console").Call("info", "parley: "+m.Message)
 			return
 		}
+		if c.group != nil && m.Code == protocol.CodeTooLarge && m.Ref == protocol.TypeOffer && c.group.offers > 0 {
+			// A new peer connection holds only the tracks there are now; one that never
+			// took an SFU offer would be too large again.
+			c.rejoinGroup()
+			return
+		}
 		if c.group != nil && m.Code == protocol.CodeUnsupported && m.Ref != protocol.TypeOffer {
 			// An answer or candidate of the peer-to-peer call, sent before this side heard
 			// that the call became a group: it no longer matters.
