@@ -62,7 +62,9 @@ func (l *trackLimit) allow(now time.Time, size int) bool {
 // accepted stays accepted, new ones are accepted in the order of the offer while there is
 // room, and the transceivers of the others are stopped, so that the answer declines them
 // (a=inactive, RFC 8866 §6.7.4): p's side does not send on them. A section p stopped
-// sending on frees its place. It returns the mids declined.
+// sending on frees its place. A declined section stays declined (Pion cannot restart a
+// stopped transceiver), even when p sends on it again later with room to spare. It
+// returns the mids declined by this answer.
 func (s *SFU) limitTracks(p *participant) []string {
 	sending := sendingMedia(p.pc.RemoteDescription())
 	accepted := map[string]bool{}
@@ -75,7 +77,7 @@ func (s *SFU) limitTracks(p *participant) []string {
 	for _, mid := range sending {
 		switch {
 		case accepted[mid]:
-		case s.cfg.MaxTracks < 0 || len(accepted) < s.cfg.MaxTracks:
+		case !p.declined[mid] && (s.cfg.MaxTracks < 0 || len(accepted) < s.cfg.MaxTracks):
 			accepted[mid] = true
 		default:
 			declined = append(declined, mid)
@@ -83,8 +85,12 @@ func (s *SFU) limitTracks(p *participant) []string {
 	}
 	p.accepted = accepted
 	for _, tr := range p.pc.GetTransceivers() {
-		if slices.Contains(declined, tr.Mid()) {
+		if mid := tr.Mid(); slices.Contains(declined, mid) && !p.declined[mid] {
 			_ = tr.Stop()
+			if p.declined == nil {
+				p.declined = map[string]bool{}
+			}
+			p.declined[mid] = true
 		}
 	}
 	return declined

@@ -18,7 +18,7 @@ import (
 )
 
 // rtpTrack publishes a VP8 track whose packets the test writes itself, in stream streamID.
-func (c *client) rtpTrack(trackID, streamID string) *webrtc.TrackLocalStaticRTP {
+func (c *client) rtpTrack(trackID, streamID string) (*webrtc.TrackLocalStaticRTP, *webrtc.RTPSender) {
 	c.t.Helper()
 	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
 		trackID, streamID)
@@ -44,7 +44,7 @@ func (c *client) rtpTrack(trackID, streamID string) *webrtc.TrackLocalStaticRTP 
 			}
 		}
 	}()
-	return track
+	return track, sender
 }
 
 // mediaDirection returns the direction attribute of the media section mid of sdpText.
@@ -64,9 +64,9 @@ func mediaDirection(sdpText, mid string) string {
 }
 
 // TestPublishLimits: a member that floods a track gets no more of it forwarded than the
-// track's rate limit, while its other track and the others' calls go on; and a member
-// offering more tracks than MaxTracks has the extra media sections declined, told with
-// too_many_tracks, and nothing of them forwarded.
+// track's rate limit, while its other track goes on; and a member offering more tracks
+// than MaxTracks has the extra media sections declined, told with too_many_tracks, and
+// nothing of them forwarded, even once there is room again.
 func TestPublishLimits(t *testing.T) {
 	const pps = 300 // the test's MaxTrackPacketRate; the sample camera sends about 90
 	camera := loadVideo(t, "chrome-vp8.ivf")
@@ -107,7 +107,7 @@ func TestPublishLimits(t *testing.T) {
 	receiving(t, "A", 30, b)
 
 	// A second track, at a gentle rate until B receives it.
-	flood := a.rtpTrack("flood", "flood-A")
+	flood, floodSender := a.rtpTrack("flood", "flood-A")
 	payload := make([]byte, 1000)
 	payload[0] = 0x10 // VP8 payload descriptor: start of a partition
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 1}, Payload: payload}
@@ -194,6 +194,21 @@ func TestPublishLimits(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "settled with two of A's tracks", func() (bool, string) {
 		return settled(s, map[string]int{"A": 2, "B": 1}, map[string]int{"A": 1, "B": 2})
+	})
+	receiving(t, "A", 30, b)
+
+	// A stops the second track: there is room again, but the declined section stays
+	// declined (A's next offer still sends on it), and A is told again.
+	a.do(func() {
+		if err := a.pc.RemoveTrack(floodSender); err != nil {
+			t.Errorf("remove track: %v", err)
+		}
+		a.needOffer = true
+		a.maybeOffer()
+	})
+	waitFor(t, 30*time.Second, "A told too_many_tracks again", func() (bool, string) { return a.tooMany.Load() == 2, "" })
+	waitFor(t, 30*time.Second, "settled with A's camera alone", func() (bool, string) {
+		return settled(s, map[string]int{"A": 1, "B": 1}, map[string]int{"A": 1, "B": 1})
 	})
 	receiving(t, "A", 30, b)
 	if tr := b.track("A~2"); tr != nil {

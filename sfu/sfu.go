@@ -119,8 +119,9 @@ type participant struct {
 
 	published []*forwarder
 	pubs      map[*forwarder]publication
-	// accepted holds the mids of the media sections it may publish on (limitTracks).
-	accepted map[string]bool
+	// accepted holds the mids of the media sections it may publish on, declined those the
+	// SFU refused (limitTracks).
+	accepted, declined map[string]bool
 	// primary holds the stream IDs of the participant's first offer (its camera and
 	// microphone); streams maps each stream ID it publishes to the one subscribers see:
 	// its user ID for a primary stream, "<user ID>~<n>" for the n-th other (a screen share).
@@ -671,8 +672,9 @@ func (s *SFU) answer(p *participant, sdp string) error {
 	if len(declined) > 0 {
 		s.log.Info("tracks over the limit declined", "session", p.room.id, "user", p.id, "mids", declined)
 		s.cfg.Send(p.id, protocol.Error{Code: protocol.CodeTooManyTracks, Ref: protocol.TypeOffer,
-			Message: fmt.Sprintf("the server forwards at most %d tracks of each participant; it declined %d more (media sections %s)",
-				s.cfg.MaxTracks, len(declined), strings.Join(declined, ", "))})
+			Message: fmt.Sprintf("the server forwards at most %d tracks of each participant; it declined media sections %s "+
+				"(a declined section stays declined: send that track in a new one)",
+				s.cfg.MaxTracks, strings.Join(declined, ", "))})
 	}
 	return nil
 }
