@@ -572,7 +572,7 @@ func (c *call) closePeerConnection() {
 func (c *call) rejoinGroup() error {
 	c.closePeerConnection()
 	c.sfuOffers = 0
-	c.log.Info("the SFU's offers outgrew a signaling message; rejoining the group with a new peer connection")
+	c.log.Info("the SFU can offer this peer connection no more (too_large); rejoining the group with a new one")
 	if err := c.sig.Send(c.ctx, protocol.LeaveSession{SessionID: c.session}); err != nil {
 		return err
 	}
