@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"syscall"
 
 	"github.com/pion/ice/v4"
@@ -22,10 +24,26 @@ import (
 // connection of its own made one sendto(2) per packet per subscriber, the SFU now makes
 // one sendmmsg(2) per batch.
 
-// mediaMux is the SFU's media port: its sockets and the mux over them.
+// mediaMux is the SFU's media port: its sockets and the mux over them. The addresses are
+// looked up again before each new participant's peer connection (refresh), so that an
+// address that appears after the start (a network that came up late, a new DHCP lease) is
+// bound and offered. Sockets stay open until close, also those of addresses that went
+// away: peer connections made before may still use them.
 type mediaMux struct {
-	mux   ice.UDPMux
-	conns []*udpbatch.Conn
+	log *slog.Logger
+
+	mu     sync.Mutex
+	list   func() ([]netip.Addr, error) // the addresses to listen on now
+	port   int                          // the one port; 0 until the first socket picks it
+	bound  map[netip.Addr]boundAddr     // every address bound so far
+	active []netip.Addr                 // those offered to new peer connections, sorted
+	mux    ice.UDPMux                   // over active
+	conns  []*udpbatch.Conn             // every socket, in the order bound
+}
+
+type boundAddr struct {
+	conn *udpbatch.Conn
+	mux  *ice.UDPMuxDefault
 }
 
 // listenMedia binds port (0: one picked by the kernel) on every local address the SFU
@@ -33,21 +51,97 @@ type mediaMux struct {
 // every interface that is up, but loopback and IPv6 link-local ones (those need a zone
 // that a remote peer cannot name).
 func listenMedia(port int, loopbackOnly bool, log *slog.Logger) (*mediaMux, error) {
-	addrs, err := mediaAddrs(loopbackOnly)
-	if err != nil {
-		return nil, err
-	}
-	if len(addrs) == 0 {
-		log.Warn("no interface address for the SFU's media port: group calls will not connect")
-	}
+	list := func() ([]netip.Addr, error) { return mediaAddrs(loopbackOnly) }
 	// With port 0, the port the kernel picks for the first address may be taken on
 	// another: try again with a new one.
 	for attempt := 0; ; attempt++ {
-		m, err := bindAll(addrs, port)
-		if err == nil || port != 0 || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
-			return m, err
+		m := &mediaMux{list: list, log: log, port: port, bound: map[netip.Addr]boundAddr{}}
+		_, err := m.refresh()
+		if err == nil {
+			if len(m.active) == 0 {
+				log.Warn("no interface address for the SFU's media port yet: group calls will not connect until one appears")
+			}
+			return m, nil
+		}
+		m.close()
+		if port != 0 || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, err
 		}
 	}
+}
+
+// refresh looks up the addresses to listen on, binds those not bound yet on the port, and
+// reports whether the set offered to new peer connections changed (current then returns
+// the new mux). At the start any address that cannot be bound is an error; later one is
+// logged and left out, and tried again next time.
+func (m *mediaMux) refresh() (changed bool, err error) {
+	m.mu.Lock()
+	list := m.list
+	m.mu.Unlock()
+	addrs, err := list()
+	if err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	starting := m.mux == nil
+	var active []netip.Addr
+	for _, ip := range addrs {
+		if _, ok := m.bound[ip]; !ok {
+			b, err := m.bind(ip)
+			if err != nil {
+				if starting {
+					return false, err
+				}
+				m.log.Warn("media port: a new address cannot be bound", "addr", ip, "err", err)
+				continue
+			}
+			m.bound[ip] = b
+			if !starting {
+				m.log.Info("media port: new address", "addr", netip.AddrPortFrom(ip, uint16(m.port)))
+			}
+		}
+		active = append(active, ip)
+	}
+	slices.SortFunc(active, netip.Addr.Compare)
+	active = slices.Compact(active)
+	if !starting && slices.Equal(active, m.active) {
+		return false, nil
+	}
+	muxes := make([]ice.UDPMux, 0, len(active))
+	for _, ip := range active {
+		muxes = append(muxes, m.bound[ip].mux)
+	}
+	m.active, m.mux = active, ice.NewMultiUDPMuxDefault(muxes...)
+	return true, nil
+}
+
+// bind opens the port on ip; m.mu is held.
+func (m *mediaMux) bind(ip netip.Addr) (boundAddr, error) {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(m.port))))
+	if err != nil {
+		return boundAddr{}, fmt.Errorf("media port: %w", err)
+	}
+	if m.port == 0 {
+		m.port = c.LocalAddr().(*net.UDPAddr).Port
+	}
+	// Room for bursts: a key frame forwarded to many subscribers, many publishers' packets.
+	_ = c.SetReadBuffer(4 << 20)
+	_ = c.SetWriteBuffer(4 << 20)
+	b, err := udpbatch.New(c, udpbatch.Options{})
+	if err != nil {
+		c.Close()
+		return boundAddr{}, fmt.Errorf("media port: %w", err)
+	}
+	m.conns = append(m.conns, b)
+	return boundAddr{conn: b, mux: ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: b})}, nil
+}
+
+// current is the mux over the addresses offered now.
+func (m *mediaMux) current() ice.UDPMux {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mux
 }
 
 func mediaAddrs(loopbackOnly bool) ([]netip.Addr, error) {
@@ -86,45 +180,21 @@ func mediaAddrs(loopbackOnly bool) ([]netip.Addr, error) {
 	return out, nil
 }
 
-func bindAll(addrs []netip.Addr, port int) (*mediaMux, error) {
-	m := &mediaMux{}
-	var muxes []ice.UDPMux
-	for _, ip := range addrs {
-		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))))
-		if err != nil {
-			m.close()
-			return nil, fmt.Errorf("media port: %w", err)
-		}
-		if port == 0 {
-			port = c.LocalAddr().(*net.UDPAddr).Port
-		}
-		// Room for bursts: a key frame forwarded to many subscribers, many publishers' packets.
-		_ = c.SetReadBuffer(4 << 20)
-		_ = c.SetWriteBuffer(4 << 20)
-		b, err := udpbatch.New(c, udpbatch.Options{})
-		if err != nil {
-			c.Close()
-			m.close()
-			return nil, fmt.Errorf("media port: %w", err)
-		}
-		m.conns = append(m.conns, b)
-		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: b}))
-	}
-	m.mux = ice.NewMultiUDPMuxDefault(muxes...)
-	return m, nil
-}
-
-// addrs are the addresses the media port listens on.
+// addrs are the addresses the media port offers now.
 func (m *mediaMux) addrs() []netip.AddrPort {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var out []netip.AddrPort
-	for _, c := range m.conns {
-		out = append(out, c.LocalAddr().(*net.UDPAddr).AddrPort())
+	for _, ip := range m.active {
+		out = append(out, m.bound[ip].conn.LocalAddr().(*net.UDPAddr).AddrPort())
 	}
 	return out
 }
 
 // stats sums the sockets' write counts.
 func (m *mediaMux) stats() udpbatch.Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var s udpbatch.Stats
 	for _, c := range m.conns {
 		cs := c.Stats()
@@ -139,8 +209,10 @@ func (m *mediaMux) stats() udpbatch.Stats {
 
 // close closes the mux and the sockets, and so ends their writers.
 func (m *mediaMux) close() {
-	if m.mux != nil {
-		_ = m.mux.Close()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.bound {
+		_ = b.mux.Close()
 	}
 	for _, c := range m.conns {
 		_ = c.Close()

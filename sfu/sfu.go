@@ -174,29 +174,32 @@ func New(cfg Config) (*SFU, error) {
 		loopDone: make(chan struct{}),
 		rooms:    make(map[string]*room),
 	}
-	bwe, err := s.bwe.interceptors()
-	if err != nil {
-		return nil, fmt.Errorf("sfu: bandwidth estimation: %w", err)
-	}
 	media, err := listenMedia(cfg.MediaPort, cfg.LoopbackOnly, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
 	s.media = media
-	// Pion's default interceptors but its NACK responder; before them, closest to the
-	// network, the counter of NACKs and retransmissions (nack.go), the bandwidth estimation
-	// of what the SFU sends to each participant (simulcast.go), and the SFU's own NACK
-	// responder (retransmit.go), whose retransmissions pass the two.
-	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: cfg.LoopbackOnly, UDPMux: media.mux, NoStats: true,
-		NoNACKResponder: true, Interceptors: append(append([]interceptor.Factory{nackCounter{&s.nacks}}, bwe...), &s.resp)})
-	if err != nil {
+	if s.api, err = s.newAPI(); err != nil {
 		media.close()
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
-	s.api = api
 	go s.loop()
 	s.spawn(s.allocateLoop)
 	return s, nil
+}
+
+// newAPI makes the API of the peer connections to come, over the media port's current
+// addresses: Pion's default interceptors but its NACK responder; before them, closest to
+// the network, the counter of NACKs and retransmissions (nack.go), the bandwidth estimation
+// of what the SFU sends to each participant (simulcast.go), and the SFU's own NACK
+// responder (retransmit.go), whose retransmissions pass the two.
+func (s *SFU) newAPI() (*webrtc.API, error) {
+	bwe, err := s.bwe.interceptors()
+	if err != nil {
+		return nil, fmt.Errorf("bandwidth estimation: %w", err)
+	}
+	return rtcapi.New(rtcapi.Options{LoopbackOnly: s.cfg.LoopbackOnly, UDPMux: s.media.current(), NoStats: true,
+		NoNACKResponder: true, Interceptors: append(append([]interceptor.Factory{nackCounter{&s.nacks}}, bwe...), &s.resp)})
 }
 
 // Handle takes a message addressed to the SFU (see signaling.SFU). It does not block.
@@ -332,6 +335,17 @@ func (s *SFU) join(sessionID, userID string) {
 	for _, p := range r.members {
 		if p.id == userID {
 			return
+		}
+	}
+	// An address that appeared since the last peer connection is offered from this one on.
+	if changed, err := s.media.refresh(); err != nil {
+		s.log.Warn("media port addresses", "err", err)
+	} else if changed {
+		if api, err := s.newAPI(); err != nil {
+			s.log.Error("peer connection API for the new media addresses", "err", err)
+		} else {
+			s.api = api
+			s.log.Info("SFU media", "udp", fmt.Sprint(s.media.addrs()))
 		}
 	}
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
