@@ -22,6 +22,16 @@ const (
 	DefaultMaxTrackPacketRate = 2000 // packets/s
 )
 
+// A participant's offers to the SFU: each costs the SFU's one event loop, which every
+// group on the server shares, Pion's SDP work (1.3 ms for a one-section offer on the 2-core
+// machine, TestOfferRate; more with more sections); a member sending offers as fast as
+// signaling lets it would slow every other group's joins and leaves. A client offers on
+// joining, and when it starts or stops a track or retries after glare: a handful a minute.
+const (
+	offerRate  = rate.Limit(2) // offers/s, on average
+	offerBurst = 10
+)
+
 // trackLimit caps the rate at which the SFU forwards one published track, all its
 // simulcast layers together: a member sending more (a broken or hostile client) would
 // otherwise have every packet multiplied by the number of subscribers, on the CPU and the

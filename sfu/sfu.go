@@ -23,6 +23,7 @@ import (
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/parley-rtc/parley/protocol"
 	"github.com/parley-rtc/parley/rtcapi"
@@ -122,6 +123,10 @@ type participant struct {
 	// accepted holds the mids of the media sections it may publish on, declined those the
 	// SFU refused (limitTracks).
 	accepted, declined map[string]bool
+	// offerRate limits how many of its offers the SFU handles (offerRate, offerBurst);
+	// offersLimited counts those ignored.
+	offerRate     *rate.Limiter
+	offersLimited int
 	// primary holds the stream IDs of the participant's first offer (its camera and
 	// microphone); streams maps each stream ID it publishes to the one subscribers see:
 	// its user ID for a primary stream, "<user ID>~<n>" for the n-th other (a screen share).
@@ -356,7 +361,7 @@ func (s *SFU) join(sessionID, userID string) {
 		return
 	}
 	p := &participant{id: userID, room: r, pc: pc, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{},
-		estimator: s.bwe.take(), responder: s.resp.take(),
+		estimator: s.bwe.take(), responder: s.resp.take(), offerRate: rate.NewLimiter(offerRate, offerBurst),
 		pubs: map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		s.cfg.Send(userID, rtcapi.CandidateMessage(sessionID, "", c))
@@ -640,6 +645,14 @@ func (s *SFU) act(p *participant, a action) {
 func (s *SFU) clientOffer(p *participant, offerSDP string) {
 	first := p.pc.RemoteDescription() == nil
 	p.topMid = max(p.topMid, topMid(offerSDP))
+	if !p.offerRate.Allow() {
+		p.offersLimited++
+		s.log.Info("client offer over the rate; ignored", "session", p.room.id, "user", p.id)
+		s.cfg.Send(p.id, protocol.Error{Code: protocol.CodeRateLimited, Ref: protocol.TypeOffer,
+			Message: fmt.Sprintf("more than %d offers to the SFU at once, or %g per second; this one was ignored: offer again later",
+				offerBurst, float64(offerRate))})
+		return
+	}
 	if p.neg.ClientOffer() == glare {
 		s.log.Debug("client offer crossed the SFU's; ignored", "session", p.room.id, "user", p.id)
 		s.cfg.Send(p.id, protocol.Error{Code: protocol.CodeGlare, Ref: protocol.TypeOffer,
@@ -856,9 +869,12 @@ type ParticipantStats struct {
 	Session    string `json:"session"`
 	OffersSent int    `json:"offers_sent"` // SFU offers made to it
 	// Glares: its offers the SFU ignored because they crossed an SFU offer.
-	Glares     int `json:"glares"`
-	Published  int `json:"published"`  // tracks it publishes
-	Subscribed int `json:"subscribed"` // tracks forwarded to it, as of the last offer
+	Glares int `json:"glares"`
+	// OffersRateLimited: its offers the SFU ignored because they came too fast
+	// (error rate_limited).
+	OffersRateLimited int `json:"offers_rate_limited"`
+	Published         int `json:"published"`  // tracks it publishes
+	Subscribed        int `json:"subscribed"` // tracks forwarded to it, as of the last offer
 	// Stable: no offer is in flight or waiting, so Subscribed is what it receives.
 	Stable bool `json:"stable"`
 	// Forwarded is how many RTP packets of its tracks were forwarded (once per packet,
@@ -883,7 +899,8 @@ func (s *SFU) Stats() Stats {
 		Written: s.nacks.written.Load(), OverLimit: s.overLimit.Load(), Media: s.media.stats()}
 	for _, r := range s.rooms {
 		for _, p := range r.members {
-			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Glares: p.neg.glares, Published: len(p.published),
+			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Glares: p.neg.glares,
+				OffersRateLimited: p.offersLimited, Published: len(p.published),
 				Subscribed: len(p.subs), Stable: p.neg.Stable()}
 			for _, f := range p.published {
 				ps.Forwarded += f.packets.Load()
