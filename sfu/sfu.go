@@ -68,19 +68,23 @@ type Config struct {
 type SFU struct {
 	cfg Config
 	log *slog.Logger
-	api *webrtc.API
+	api *webrtc.API // under pcMu
 
 	// Events from Handle and from Pion's callbacks wait in queue for the loop goroutine,
-	// which owns the rooms. The queue is unbounded so that no callback ever waits on the
-	// loop while the loop waits on Pion.
+	// which hands each to its room's goroutine (runRoom). The queues are unbounded so that
+	// no callback ever waits on a room while the room waits on Pion.
 	qmu      sync.Mutex
 	queue    []event
 	closing  bool
 	wake     chan struct{} // capacity 1
 	loopDone chan struct{}
 
-	mu    sync.Mutex // guards rooms; held by the loop while it handles events, and by Stats
+	mu    sync.Mutex // guards rooms; held by the loop while it dispatches events, by Stats and allocate
 	rooms map[string]*room
+	// pcMu serialises making peer connections: the estimator and NACK responder of the
+	// one just made are handed over through the interceptor factories (take), and the API
+	// changes with the media port's addresses.
+	pcMu sync.Mutex
 
 	wg sync.WaitGroup // forwarding and RTCP goroutines
 
@@ -93,7 +97,7 @@ type SFU struct {
 	resp       responders // retransmit.go
 }
 
-// event is one input to the loop: a signaling message, or news from a peer connection.
+// event is one input to a room: a signaling message, or news from a peer connection.
 type event struct {
 	msg       protocol.Message
 	p         *participant
@@ -102,9 +106,52 @@ type event struct {
 	connected bool // p's peer connection is connected
 }
 
+// room is one group session. Its own goroutine (runRoom) handles its events in order,
+// holding mu, so that the rooms' negotiations run side by side: a busy or hostile group
+// does not hold up the others' joins, leaves and offers.
 type room struct {
-	id      string
+	id string
+
+	mu      sync.Mutex     // held by the room's goroutine while it handles events, and by Stats and allocate
 	members []*participant // in the order they joined
+
+	qmu     sync.Mutex
+	queue   []event
+	closing bool          // end after the queue: the SFU is closing, or the room was removed
+	wake    chan struct{} // capacity 1
+}
+
+func (r *room) post(e event) bool {
+	r.qmu.Lock()
+	if r.closing {
+		r.qmu.Unlock()
+		return false
+	}
+	r.queue = append(r.queue, e)
+	r.qmu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// stop makes the room's goroutine close its members' peer connections and end.
+func (r *room) stop() {
+	r.qmu.Lock()
+	r.closing = true
+	r.qmu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// idle reports whether the room has no members and no events waiting; r.mu is held.
+func (r *room) idle() bool {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	return len(r.members) == 0 && len(r.queue) == 0
 }
 
 type participant struct {
@@ -245,6 +292,7 @@ func (s *SFU) Close() error {
 // MediaAddrs are the local addresses of the SFU's media port (Config.MediaPort).
 func (s *SFU) MediaAddrs() []netip.AddrPort { return s.media.addrs() }
 
+// loop hands each event to its room's goroutine, making the room on a join.
 func (s *SFU) loop() {
 	defer close(s.loopDone)
 	for range s.wake {
@@ -254,17 +302,75 @@ func (s *SFU) loop() {
 		s.qmu.Unlock()
 		s.mu.Lock()
 		for _, e := range q {
-			s.handle(e)
+			s.dispatch(e)
 		}
 		if closing {
 			for _, r := range s.rooms {
-				for _, p := range r.members {
-					s.closeParticipant(p)
-				}
+				r.stop()
 			}
 			clear(s.rooms)
 		}
 		s.mu.Unlock()
+		if closing {
+			return
+		}
+	}
+}
+
+// dispatch posts e to its room; s.mu is held.
+func (s *SFU) dispatch(e event) {
+	if e.p != nil {
+		e.p.room.post(e) // a room that was removed drops it: its members are gone
+		return
+	}
+	var sessionID string
+	switch m := e.msg.(type) {
+	case protocol.PeerJoined:
+		sessionID = m.SessionID
+		if s.rooms[sessionID] == nil {
+			r := &room{id: sessionID, wake: make(chan struct{}, 1)}
+			s.rooms[sessionID] = r
+			s.spawn(func() { s.runRoom(r) })
+		}
+	case protocol.PeerLeft:
+		sessionID = m.SessionID
+	case protocol.Offer:
+		sessionID = m.SessionID
+	case protocol.Answer:
+		sessionID = m.SessionID
+	case protocol.Candidate:
+		sessionID = m.SessionID
+	default:
+		s.log.Warn("unexpected message", "type", e.msg.Type())
+		return
+	}
+	if r := s.rooms[sessionID]; r != nil {
+		r.post(e)
+	} else {
+		s.log.Debug("message for no group", "session", sessionID, "type", e.msg.Type())
+	}
+}
+
+// runRoom handles a room's events in order until the room stops.
+func (s *SFU) runRoom(r *room) {
+	for range r.wake {
+		// The queue is taken under mu, so that allocate, which removes a room that is idle
+		// (under mu), never removes one whose events are taken but not yet handled.
+		r.mu.Lock()
+		r.qmu.Lock()
+		q, closing := r.queue, r.closing
+		r.queue = nil
+		r.qmu.Unlock()
+		for _, e := range q {
+			s.handle(r, e)
+		}
+		if closing {
+			for _, p := range r.members {
+				s.closeParticipant(p)
+			}
+			r.members = nil
+		}
+		r.mu.Unlock()
 		if closing {
 			return
 		}
@@ -279,7 +385,8 @@ func (s *SFU) spawn(f func()) {
 	}()
 }
 
-func (s *SFU) handle(e event) {
+// handle acts on one of r's events; r.mu is held.
+func (s *SFU) handle(r *room, e event) {
 	switch {
 	case e.track != nil:
 		s.published(e.p, e.track, e.receiver)
@@ -297,63 +404,44 @@ func (s *SFU) handle(e event) {
 	}
 	switch m := e.msg.(type) {
 	case protocol.PeerJoined:
-		s.join(m.SessionID, m.PeerID)
+		s.join(r, m.PeerID)
 	case protocol.PeerLeft:
-		s.leave(m.SessionID, m.PeerID)
+		s.leave(r, m.PeerID)
 	case protocol.Offer:
-		if p := s.member(m.SessionID, m.From); p != nil {
+		if p := s.member(r, m.From); p != nil {
 			s.clientOffer(p, m.SDP)
 		}
 	case protocol.Answer:
-		if p := s.member(m.SessionID, m.From); p != nil {
+		if p := s.member(r, m.From); p != nil {
 			s.clientAnswer(p, m.SDP)
 		}
 	case protocol.Candidate:
-		if p := s.member(m.SessionID, m.From); p != nil && m.Candidate != nil {
+		if p := s.member(r, m.From); p != nil && m.Candidate != nil {
 			s.candidate(p, rtcapi.CandidateInit(m.Candidate))
 		}
-	default:
-		s.log.Warn("unexpected message", "type", e.msg.Type())
 	}
 }
 
-func (s *SFU) member(sessionID, userID string) *participant {
-	if r := s.rooms[sessionID]; r != nil {
-		for _, p := range r.members {
-			if p.id == userID {
-				return p
-			}
+func (s *SFU) member(r *room, userID string) *participant {
+	for _, p := range r.members {
+		if p.id == userID {
+			return p
 		}
 	}
-	s.log.Debug("message from no participant", "session", sessionID, "user", userID)
+	s.log.Debug("message from no participant", "session", r.id, "user", userID)
 	return nil
 }
 
 // join gives a new member its peer connection and subscribes it to every published track;
 // those are offered once its own first offer is answered.
-func (s *SFU) join(sessionID, userID string) {
-	r := s.rooms[sessionID]
-	if r == nil {
-		r = &room{id: sessionID}
-		s.rooms[sessionID] = r
-	}
+func (s *SFU) join(r *room, userID string) {
+	sessionID := r.id
 	for _, p := range r.members {
 		if p.id == userID {
 			return
 		}
 	}
-	// An address that appeared since the last peer connection is offered from this one on.
-	if changed, err := s.media.refresh(); err != nil {
-		s.log.Warn("media port addresses", "err", err)
-	} else if changed {
-		if api, err := s.newAPI(); err != nil {
-			s.log.Error("peer connection API for the new media addresses", "err", err)
-		} else {
-			s.api = api
-			s.log.Info("SFU media", "udp", fmt.Sprint(s.media.addrs()))
-		}
-	}
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	pc, estimator, responder, err := s.newPeerConnection()
 	if err != nil {
 		s.log.Error("new peer connection", "session", sessionID, "user", userID, "err", err)
 		s.cfg.Send(userID, protocol.Error{Code: protocol.CodeUnsupported,
@@ -361,7 +449,7 @@ func (s *SFU) join(sessionID, userID string) {
 		return
 	}
 	p := &participant{id: userID, room: r, pc: pc, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{},
-		estimator: s.bwe.take(), responder: s.resp.take(), offerRate: rate.NewLimiter(offerRate, offerBurst),
+		estimator: estimator, responder: responder, offerRate: rate.NewLimiter(offerRate, offerBurst),
 		pubs: map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		s.cfg.Send(userID, rtcapi.CandidateMessage(sessionID, "", c))
@@ -387,12 +475,32 @@ func (s *SFU) join(sessionID, userID string) {
 	s.log.Debug("participant joined", "session", sessionID, "user", userID, "tracks", len(p.want))
 }
 
-// leave closes a member's peer connection and takes its tracks from the others.
-func (s *SFU) leave(sessionID, userID string) {
-	r := s.rooms[sessionID]
-	if r == nil {
-		return
+// newPeerConnection makes a participant's peer connection, with its bandwidth estimator
+// and NACK responder, over the media port's addresses as they are now: an address that
+// appeared since the last one is offered from this one on.
+func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, *nackResponder, error) {
+	s.pcMu.Lock()
+	defer s.pcMu.Unlock()
+	if changed, err := s.media.refresh(); err != nil {
+		s.log.Warn("media port addresses", "err", err)
+	} else if changed {
+		if api, err := s.newAPI(); err != nil {
+			s.log.Error("peer connection API for the new media addresses", "err", err)
+		} else {
+			s.api = api
+			s.log.Info("SFU media", "udp", fmt.Sprint(s.media.addrs()))
+		}
 	}
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pc, s.bwe.take(), s.resp.take(), nil
+}
+
+// leave closes a member's peer connection and takes its tracks from the others.
+func (s *SFU) leave(r *room, userID string) {
+	sessionID := r.id
 	var p *participant
 	for i, q := range r.members {
 		if q.id == userID {
@@ -416,9 +524,6 @@ func (s *SFU) leave(sessionID, userID string) {
 		if changed {
 			s.act(q, q.neg.Changed())
 		}
-	}
-	if len(r.members) == 0 {
-		delete(s.rooms, sessionID)
 	}
 	s.log.Debug("participant left", "session", sessionID, "user", userID)
 }
@@ -897,7 +1002,12 @@ func (s *SFU) Stats() Stats {
 		Retransmissions: s.nacks.retransmitted.Load(),
 		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load(),
 		Written: s.nacks.written.Load(), OverLimit: s.overLimit.Load(), Media: s.media.stats()}
+	st.Rooms = 0
 	for _, r := range s.rooms {
+		r.mu.Lock()
+		if len(r.members) > 0 {
+			st.Rooms++
+		}
 		for _, p := range r.members {
 			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Glares: p.neg.glares,
 				OffersRateLimited: p.offersLimited, Published: len(p.published),
@@ -911,6 +1021,7 @@ func (s *SFU) Stats() Stats {
 			ps.Subscriptions, ps.Layers = s.subscriptionStats(p), layerStats(p)
 			st.Participants = append(st.Participants, ps)
 		}
+		r.mu.Unlock()
 	}
 	return st
 }

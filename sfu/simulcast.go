@@ -208,52 +208,62 @@ func (s *SFU) allocateLoop() {
 func (s *SFU) allocate(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, r := range s.rooms {
-		for _, p := range r.members {
-			for _, f := range p.published {
-				for _, l := range *f.layers.Load() {
-					l.meter.update(now, l.bytes.Load())
-				}
+	for id, r := range s.rooms {
+		r.mu.Lock()
+		if r.idle() { // everyone left: the room goes
+			delete(s.rooms, id)
+			r.stop()
+		} else {
+			allocateRoom(r, now)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// allocateRoom is allocate for one room; r.mu is held.
+func allocateRoom(r *room, now time.Time) {
+	for _, p := range r.members {
+		for _, f := range p.published {
+			for _, l := range *f.layers.Load() {
+				l.meter.update(now, l.bytes.Load())
 			}
 		}
 	}
 	var rates [4]int
-	for _, r := range s.rooms {
-		for _, p := range r.members {
-			if p.gone || p.estimator == nil {
+	for _, p := range r.members {
+		if p.gone || p.estimator == nil {
+			continue
+		}
+		budget, n := p.estimator.GetTargetBitrate(), 0
+		for f := range p.subs {
+			if f.simulcast {
+				n++
+			} else {
+				for _, l := range *f.layers.Load() {
+					budget -= int(l.meter.bitrate)
+				}
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		budget /= n
+		for f, sub := range p.subs {
+			if !f.simulcast || !sub.negotiated {
 				continue
 			}
-			budget, n := p.estimator.GetTargetBitrate(), 0
-			for f := range p.subs {
-				if f.simulcast {
-					n++
-				} else {
-					for _, l := range *f.layers.Load() {
-						budget -= int(l.meter.bitrate)
-					}
-				}
+			layers := *f.layers.Load()
+			br := rates[:0]
+			for _, l := range layers {
+				br = append(br, int(l.meter.bitrate))
 			}
-			if n == 0 {
+			i := sub.down.sel.choose(now, budget, br)
+			if i < 0 {
 				continue
 			}
-			budget /= n
-			for f, sub := range p.subs {
-				if !f.simulcast || !sub.negotiated {
-					continue
-				}
-				layers := *f.layers.Load()
-				br := rates[:0]
-				for _, l := range layers {
-					br = append(br, int(l.meter.bitrate))
-				}
-				i := sub.down.sel.choose(now, budget, br)
-				if i < 0 {
-					continue
-				}
-				sub.down.target.Store(layers[i])
-				if sub.down.cur.Load() != layers[i] {
-					f.keyFrameOf(layers[i])
-				}
+			sub.down.target.Store(layers[i])
+			if sub.down.cur.Load() != layers[i] {
+				f.keyFrameOf(layers[i])
 			}
 		}
 	}

@@ -1,0 +1,82 @@
+package sfu_test
+
+import (
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parley-rtc/parley/protocol"
+	"github.com/parley-rtc/parley/rtcapi"
+	"github.com/parley-rtc/parley/sfu"
+)
+
+// TestRoomsIndependent: while one group's negotiation is stuck (here the SFU's message
+// to its member cannot be delivered), another group's member still gets its answer: each
+// group's events are handled on their own.
+func TestRoomsIndependent(t *testing.T) {
+	block := make(chan struct{})
+	var unblock sync.Once
+	release := func() { unblock.Do(func() { close(block) }) }
+	answers := make(chan string, 16)
+	s, err := sfu.New(sfu.Config{LoopbackOnly: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Send: func(to string, m protocol.Message) {
+			if to == "X" {
+				<-block
+			}
+			if _, ok := m.(protocol.Answer); ok {
+				answers <- to
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer release() // runs before Close: nothing stays blocked
+	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := func() string {
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+		o, err := pc.CreateOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.SDP
+	}
+	join := func(session, id string) {
+		s.Handle(protocol.PeerJoined{SessionID: session, PeerID: id})
+		s.Handle(protocol.Offer{SessionID: session, From: id, To: protocol.ServerPeer, SDP: offer()})
+	}
+	join("group-x", "X") // its answer cannot be delivered: group X's handling is stuck
+	join("group-y", "Y")
+	select {
+	case to := <-answers:
+		if to != "Y" {
+			t.Fatalf("answer to %s, want Y", to)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("group Y's member got no answer while group X was stuck")
+	}
+	release()
+	select {
+	case to := <-answers:
+		if to != "X" {
+			t.Fatalf("answer to %s, want X", to)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("group X's member got no answer once its messages could be delivered")
+	}
+}
