@@ -22,11 +22,11 @@ const (
 	DefaultMaxTrackPacketRate = 2000 // packets/s
 )
 
-// A participant's offers to the SFU: each costs the SFU's one event loop, which every
-// group on the server shares, Pion's SDP work (1.3 ms for a one-section offer on the 2-core
-// machine, TestOfferRate; more with more sections); a member sending offers as fast as
-// signaling lets it would slow every other group's joins and leaves. A client offers on
-// joining, and when it starts or stops a track or retries after glare: a handful a minute.
+// A participant's offers to the SFU: each costs Pion's SDP work (1.3 ms for a one-section
+// offer on the 2-core machine, TestOfferRate; more with more sections) on the CPU every
+// group shares, and holds up the rest of its own group's negotiation meanwhile. A client
+// offers on joining, and when it starts or stops a track or retries after glare: a handful
+// a minute.
 const (
 	offerRate  = rate.Limit(2) // offers/s, on average
 	offerBurst = 10
