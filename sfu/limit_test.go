@@ -2,18 +2,13 @@ package sfu_test
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/parley-rtc/parley/protocol"
-	"github.com/parley-rtc/parley/rtcapi"
 	"github.com/parley-rtc/parley/sfu"
 )
 
@@ -25,26 +20,7 @@ func (c *client) rtpTrack(trackID, streamID string) (*webrtc.TrackLocalStaticRTP
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	var sender *webrtc.RTPSender
-	c.do(func() {
-		if sender, err = c.pc.AddTrack(track); err == nil {
-			c.needOffer = true
-			c.maybeOffer()
-		}
-	})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.wg.Add(1)
-	go func() { // the SFU's RTCP for the interceptors; ends when the peer connection closes
-		defer c.wg.Done()
-		for {
-			if _, _, err := sender.ReadRTCP(); err != nil {
-				return
-			}
-		}
-	}()
-	return track, sender
+	return track, c.addTrack(track)
 }
 
 // mediaDirection returns the direction attribute of the media section mid of sdpText.
@@ -70,33 +46,9 @@ func mediaDirection(sdpText, mid string) string {
 func TestPublishLimits(t *testing.T) {
 	const pps = 300 // the test's MaxTrackPacketRate; the sample camera sends about 90
 	camera := loadVideo(t, "chrome-vp8.ivf")
-	var clients sync.Map
-	s, err := sfu.New(sfu.Config{LoopbackOnly: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		MaxTracks: 2, MaxTrackPacketRate: pps,
-		Send: func(to string, m protocol.Message) {
-			if c, ok := clients.Load(to); ok {
-				select {
-				case c.(*client).inbox <- m:
-				case <-c.(*client).ctx.Done():
-				}
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, join := startSFU(t, sfu.Config{MaxTracks: 2, MaxTrackPacketRate: pps})
 	defer s.Close()
-	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := map[string]*client{}
-	for _, id := range []string{"A", "B"} {
-		c := newClient(t, s, api, id)
-		cs[id] = c
-		clients.Store(id, c)
-		s.Handle(protocol.PeerJoined{SessionID: session, PeerID: id})
-	}
-	a, b := cs["A"], cs["B"]
+	a, b := join("A"), join("B")
 	defer a.close()
 	defer b.close()
 	a.publish(camera, "camera", "cam-A")

@@ -1,15 +1,10 @@
 package sfu_test
 
 import (
-	"io"
-	"log/slog"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/parley-rtc/parley/protocol"
-	"github.com/parley-rtc/parley/rtcapi"
 	"github.com/parley-rtc/parley/sfu"
 )
 
@@ -18,19 +13,7 @@ import (
 // join from then on, whose media then flows through it.
 func TestMediaAddressAppears(t *testing.T) {
 	camera := loadVideo(t, "chrome-vp8.ivf")
-	var clients sync.Map
-	s, err := sfu.New(sfu.Config{LoopbackOnly: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Send: func(to string, m protocol.Message) {
-			if c, ok := clients.Load(to); ok {
-				select {
-				case c.(*client).inbox <- m:
-				case <-c.(*client).ctx.Done():
-				}
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, join := startSFU(t, sfu.Config{})
 	defer s.Close()
 	before := s.MediaAddrs()
 	if len(before) != 1 || before[0].Addr() != netip.MustParseAddr("127.0.0.1") {
@@ -39,17 +22,11 @@ func TestMediaAddressAppears(t *testing.T) {
 	moved := netip.MustParseAddr("127.0.0.2")
 	sfu.SetMediaAddrs(s, func() ([]netip.Addr, error) { return []netip.Addr{moved}, nil })
 
-	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cs := map[string]*client{}
 	for _, id := range []string{"A", "B"} {
-		c := newClient(t, s, api, id)
+		c := join(id)
 		defer c.close()
 		cs[id] = c
-		clients.Store(id, c)
-		s.Handle(protocol.PeerJoined{SessionID: session, PeerID: id})
 		c.publish(camera, "camera", "cam-"+id)
 	}
 	waitFor(t, 60*time.Second, "both cameras forwarded", func() (bool, string) {

@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/parley-rtc/parley/protocol"
-	"github.com/parley-rtc/parley/rtcapi"
 	"github.com/parley-rtc/parley/sfu"
 )
 
@@ -36,29 +33,9 @@ func TestRoomsIndependent(t *testing.T) {
 	}
 	defer s.Close()
 	defer release() // runs before Close: nothing stays blocked
-	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	offer := func() string {
-		pc, err := api.NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pc.Close() })
-		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
-			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-		o, err := pc.CreateOffer(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.SDP
-	}
 	join := func(session, id string) {
 		s.Handle(protocol.PeerJoined{SessionID: session, PeerID: id})
-		s.Handle(protocol.Offer{SessionID: session, From: id, To: protocol.ServerPeer, SDP: offer()})
+		s.Handle(protocol.Offer{SessionID: session, From: id, To: protocol.ServerPeer, SDP: receiveOffer(t)})
 	}
 	join("group-x", "X") // its answer cannot be delivered: group X's handling is stuck
 	join("group-y", "Y")

@@ -258,16 +258,12 @@ func (c *client) maybeOffer() {
 	c.sfu.Handle(protocol.Offer{SessionID: session, From: c.id, To: protocol.ServerPeer, SDP: o.SDP})
 }
 
-// publish adds a looped VP8 track in stream streamID and renegotiates; stop removes it
-// and renegotiates again.
-func (c *client) publish(v *media.Stream, trackID, streamID string) (stop func()) {
+// addTrack adds track and renegotiates, and reads the SFU's RTCP for the sender's
+// interceptors until the sender stops.
+func (c *client) addTrack(track webrtc.TrackLocal) *webrtc.RTPSender {
 	c.t.Helper()
-	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: v.MimeType, ClockRate: v.ClockRate},
-		trackID, streamID)
-	if err != nil {
-		c.t.Fatal(err)
-	}
 	var sender *webrtc.RTPSender
+	var err error
 	c.do(func() {
 		if sender, err = c.pc.AddTrack(track); err == nil {
 			c.needOffer = true
@@ -277,21 +273,35 @@ func (c *client) publish(v *media.Stream, trackID, streamID string) (stop func()
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go func() {
-		defer c.wg.Done()
-		_ = media.Play(ctx, v, true, func(f media.Frame) error {
-			return track.WriteSample(pmedia.Sample{Data: f.Data, Duration: f.Duration})
-		})
-	}()
-	go func() { // the SFU's RTCP for the interceptors; ends when the sender stops
 		defer c.wg.Done()
 		for {
 			if _, _, err := sender.ReadRTCP(); err != nil {
 				return
 			}
 		}
+	}()
+	return sender
+}
+
+// publish adds a looped VP8 track in stream streamID and renegotiates; stop removes it
+// and renegotiates again.
+func (c *client) publish(v *media.Stream, trackID, streamID string) (stop func()) {
+	c.t.Helper()
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: v.MimeType, ClockRate: v.ClockRate},
+		trackID, streamID)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	sender := c.addTrack(track)
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		_ = media.Play(ctx, v, true, func(f media.Frame) error {
+			return track.WriteSample(pmedia.Sample{Data: f.Data, Duration: f.Duration})
+		})
 	}()
 	return func() {
 		cancel()
@@ -324,6 +334,37 @@ func (c *client) closeOnce() {
 	defer c.mu.Unlock()
 	for _, p := range c.problems {
 		c.t.Errorf("%s: %s", c.id, p)
+	}
+}
+
+// startSFU starts an SFU configured as cfg, on loopback, that delivers its messages to the
+// clients join makes: join(id) makes a client and has it join the session. The test closes
+// the SFU itself (TestScreenShare checks what is left after Close).
+func startSFU(t *testing.T, cfg sfu.Config) (s *sfu.SFU, join func(id string) *client) {
+	t.Helper()
+	var clients sync.Map // user ID → *client
+	cfg.LoopbackOnly, cfg.Logger = true, slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Send = func(to string, m protocol.Message) {
+		if c, ok := clients.Load(to); ok {
+			select {
+			case c.(*client).inbox <- m:
+			case <-c.(*client).ctx.Done():
+			}
+		}
+	}
+	s, err := sfu.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, func(id string) *client {
+		c := newClient(t, s, api, id)
+		clients.Store(id, c)
+		s.Handle(protocol.PeerJoined{SessionID: session, PeerID: id})
+		return c
 	}
 }
 
@@ -406,32 +447,13 @@ func ended(t *testing.T, stream string, cs ...*client) {
 func TestScreenShare(t *testing.T) {
 	g0, fd0 := leakcheck.Settle(-1, -1, 5*time.Second, 200*time.Millisecond)
 	camera, screen := loadVideo(t, "chrome-vp8.ivf"), loadVideo(t, "chrome-vp8-opus.webm")
-	var clients sync.Map // user ID → *client
-	s, err := sfu.New(sfu.Config{LoopbackOnly: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Send: func(to string, m protocol.Message) {
-			if c, ok := clients.Load(to); ok {
-				select {
-				case c.(*client).inbox <- m:
-				case <-c.(*client).ctx.Done():
-				}
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, join := startSFU(t, sfu.Config{})
 
 	ids := []string{"A", "B", "C"}
 	cs := map[string]*client{}
 	for _, id := range ids {
-		c := newClient(t, s, api, id)
-		cs[id] = c
-		clients.Store(id, c)
-		s.Handle(protocol.PeerJoined{SessionID: session, PeerID: id})
-		c.publish(camera, "camera", "cam-"+id)
+		cs[id] = join(id)
+		cs[id].publish(camera, "camera", "cam-"+id)
 	}
 	a, b, c := cs["A"], cs["B"], cs["C"]
 	pub := map[string]int{"A": 1, "B": 1, "C": 1}
