@@ -73,10 +73,7 @@ type SFU struct {
 	// Events from Handle and from Pion's callbacks wait in queue for the loop goroutine,
 	// which hands each to its room's goroutine (runRoom). The queues are unbounded so that
 	// no callback ever waits on a room while the room waits on Pion.
-	qmu      sync.Mutex
-	queue    []event
-	closing  bool
-	wake     chan struct{} // capacity 1
+	events   eventQueue
 	loopDone chan struct{}
 
 	mu    sync.Mutex // guards rooms; held by the loop while it dispatches events, by Stats and allocate
@@ -115,44 +112,68 @@ type room struct {
 	mu      sync.Mutex     // held by the room's goroutine while it handles events, and by Stats and allocate
 	members []*participant // in the order they joined
 
-	qmu     sync.Mutex
-	queue   []event
-	closing bool          // end after the queue: the SFU is closing, or the room was removed
-	wake    chan struct{} // capacity 1
+	events eventQueue // closed when the SFU closes or the room is removed
 }
 
-func (r *room) post(e event) bool {
-	r.qmu.Lock()
-	if r.closing {
-		r.qmu.Unlock()
+// eventQueue is an unbounded queue of events for one goroutine, which ranges over wake and
+// takes what is queued. After close, post drops events, and take reports closed.
+type eventQueue struct {
+	mu     sync.Mutex
+	queue  []event
+	closed bool
+	wake   chan struct{} // capacity 1
+}
+
+func newEventQueue() eventQueue { return eventQueue{wake: make(chan struct{}, 1)} }
+
+// post queues e; false if the queue is closed.
+func (q *eventQueue) post(e event) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
 		return false
 	}
-	r.queue = append(r.queue, e)
-	r.qmu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	q.queue = append(q.queue, e)
+	q.mu.Unlock()
+	q.signal()
 	return true
 }
 
-// stop makes the room's goroutine close its members' peer connections and end.
-func (r *room) stop() {
-	r.qmu.Lock()
-	r.closing = true
-	r.qmu.Unlock()
+// close makes the consumer take what is queued once more and end.
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	already := q.closed
+	q.closed = true
+	q.mu.Unlock()
+	if !already {
+		q.signal()
+	}
+}
+
+func (q *eventQueue) signal() {
 	select {
-	case r.wake <- struct{}{}:
+	case q.wake <- struct{}{}:
 	default:
 	}
 }
 
-// idle reports whether the room has no members and no events waiting; r.mu is held.
-func (r *room) idle() bool {
-	r.qmu.Lock()
-	defer r.qmu.Unlock()
-	return len(r.members) == 0 && len(r.queue) == 0
+// take returns what is queued, and whether the queue is closed.
+func (q *eventQueue) take() ([]event, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	es := q.queue
+	q.queue = nil
+	return es, q.closed
 }
+
+func (q *eventQueue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.queue) == 0
+}
+
+// idle reports whether the room has no members and no events waiting; r.mu is held.
+func (r *room) idle() bool { return len(r.members) == 0 && r.events.empty() }
 
 type participant struct {
 	id      string
@@ -222,7 +243,7 @@ func New(cfg Config) (*SFU, error) {
 	s := &SFU{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "sfu"),
-		wake:     make(chan struct{}, 1),
+		events:   newEventQueue(),
 		loopDone: make(chan struct{}),
 		rooms:    make(map[string]*room),
 	}
@@ -257,32 +278,11 @@ func (s *SFU) newAPI() (*webrtc.API, error) {
 // Handle takes a message addressed to the SFU (see signaling.SFU). It does not block.
 func (s *SFU) Handle(m protocol.Message) { s.post(event{msg: m}) }
 
-func (s *SFU) post(e event) {
-	s.qmu.Lock()
-	if s.closing {
-		s.qmu.Unlock()
-		return
-	}
-	s.queue = append(s.queue, e)
-	s.qmu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *SFU) post(e event) { s.events.post(e) }
 
 // Close closes every peer connection and waits for every goroutine of the SFU.
 func (s *SFU) Close() error {
-	s.qmu.Lock()
-	already := s.closing
-	s.closing = true
-	s.qmu.Unlock()
-	if !already {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
+	s.events.close()
 	<-s.loopDone
 	s.wg.Wait()
 	s.media.close()
@@ -295,18 +295,15 @@ func (s *SFU) MediaAddrs() []netip.AddrPort { return s.media.addrs() }
 // loop hands each event to its room's goroutine, making the room on a join.
 func (s *SFU) loop() {
 	defer close(s.loopDone)
-	for range s.wake {
-		s.qmu.Lock()
-		q, closing := s.queue, s.closing
-		s.queue = nil
-		s.qmu.Unlock()
+	for range s.events.wake {
+		q, closing := s.events.take()
 		s.mu.Lock()
 		for _, e := range q {
 			s.dispatch(e)
 		}
 		if closing {
 			for _, r := range s.rooms {
-				r.stop()
+				r.events.close()
 			}
 			clear(s.rooms)
 		}
@@ -320,7 +317,7 @@ func (s *SFU) loop() {
 // dispatch posts e to its room; s.mu is held.
 func (s *SFU) dispatch(e event) {
 	if e.p != nil {
-		e.p.room.post(e) // a room that was removed drops it: its members are gone
+		e.p.room.events.post(e) // a room that was removed drops it: its members are gone
 		return
 	}
 	var sessionID string
@@ -328,7 +325,7 @@ func (s *SFU) dispatch(e event) {
 	case protocol.PeerJoined:
 		sessionID = m.SessionID
 		if s.rooms[sessionID] == nil {
-			r := &room{id: sessionID, wake: make(chan struct{}, 1)}
+			r := &room{id: sessionID, events: newEventQueue()}
 			s.rooms[sessionID] = r
 			s.spawn(func() { s.runRoom(r) })
 		}
@@ -345,7 +342,7 @@ func (s *SFU) dispatch(e event) {
 		return
 	}
 	if r := s.rooms[sessionID]; r != nil {
-		r.post(e)
+		r.events.post(e)
 	} else {
 		s.log.Debug("message for no group", "session", sessionID, "type", e.msg.Type())
 	}
@@ -353,14 +350,11 @@ func (s *SFU) dispatch(e event) {
 
 // runRoom handles a room's events in order until the room stops.
 func (s *SFU) runRoom(r *room) {
-	for range r.wake {
+	for range r.events.wake {
 		// The queue is taken under mu, so that allocate, which removes a room that is idle
 		// (under mu), never removes one whose events are taken but not yet handled.
 		r.mu.Lock()
-		r.qmu.Lock()
-		q, closing := r.queue, r.closing
-		r.queue = nil
-		r.qmu.Unlock()
+		q, closing := r.events.take()
 		for _, e := range q {
 			s.handle(r, e)
 		}

@@ -212,7 +212,7 @@ func (s *SFU) allocate(now time.Time) {
 		r.mu.Lock()
 		if r.idle() { // everyone left: the room goes
 			delete(s.rooms, id)
-			r.stop()
+			r.events.close()
 		} else {
 			allocateRoom(r, now)
 		}
