@@ -39,21 +39,19 @@ func TestRoomsIndependent(t *testing.T) {
 	}
 	join("group-x", "X") // its answer cannot be delivered: group X's handling is stuck
 	join("group-y", "Y")
-	select {
-	case to := <-answers:
-		if to != "Y" {
-			t.Fatalf("answer to %s, want Y", to)
+	// The next answer must go to want, within 20 s.
+	expectAnswer := func(want, why string) {
+		t.Helper()
+		select {
+		case to := <-answers:
+			if to != want {
+				t.Fatalf("answer to %s, want %s", to, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("group %s's member got no answer %s", want, why)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("group Y's member got no answer while group X was stuck")
 	}
+	expectAnswer("Y", "while group X was stuck")
 	release()
-	select {
-	case to := <-answers:
-		if to != "X" {
-			t.Fatalf("answer to %s, want X", to)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("group X's member got no answer once its messages could be delivered")
-	}
+	expectAnswer("X", "once its messages could be delivered")
 }

@@ -991,12 +991,11 @@ type ParticipantStats struct {
 func (s *SFU) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Rooms: len(s.rooms), OffersSent: s.offersSent.Load(),
+	st := Stats{OffersSent: s.offersSent.Load(),
 		NACKsReceived: s.nacks.received.Load(), NACKedPackets: s.nacks.nacked.Load(),
 		Retransmissions: s.nacks.retransmitted.Load(),
 		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load(),
 		Written: s.nacks.written.Load(), OverLimit: s.overLimit.Load(), Media: s.media.stats()}
-	st.Rooms = 0
 	for _, r := range s.rooms {
 		r.mu.Lock()
 		if len(r.members) > 0 {
