@@ -41,6 +41,8 @@ type Options struct {
 	// a cache per stream to resend what the other side NACKs: for the SFU, which answers
 	// NACKs from one cache per forwarded track instead. The NACK generator stays.
 	NoNACKResponder bool
+	// Settings, if set, adjusts the setting engine last (the SFU's DTLS role and hooks).
+	Settings func(*webrtc.SettingEngine)
 }
 
 // New returns an API for creating peer connections.
@@ -72,6 +74,9 @@ func New(o Options) (*webrtc.API, error) {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	if o.Settings != nil {
+		o.Settings(&se)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }

@@ -191,6 +191,20 @@ func (m *mediaMux) addrs() []netip.AddrPort {
 	return out
 }
 
+// conn is the socket bound on ip, or nil.
+func (m *mediaMux) conn(ip netip.Addr) *udpbatch.Conn {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bound[ip].conn
+}
+
+// localPort is the media port.
+func (m *mediaMux) localPort() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.port
+}
+
 // stats sums the sockets' write counts.
 func (m *mediaMux) stats() udpbatch.Stats {
 	m.mu.Lock()

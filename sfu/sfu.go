@@ -38,6 +38,9 @@ type Config struct {
 	Send func(to string, m protocol.Message)
 	// LoopbackOnly gathers only loopback ICE candidates, for tests on one machine.
 	LoopbackOnly bool
+	// PionSRTP leaves out the SFU's own SRTP write path (srtpout.go): every RTP packet to a
+	// participant then goes through Pion's SRTP session and ICE connection. For comparison.
+	PionSRTP bool
 	// MediaPort is the UDP port that carries every participant's media (ICE host
 	// candidates), on each local address; 0 means one the system picks at New.
 	MediaPort int
@@ -68,7 +71,7 @@ type Config struct {
 type SFU struct {
 	cfg Config
 	log *slog.Logger
-	api *webrtc.API // under pcMu
+	api *webrtc.API // under pcMu; with PionSRTP only, else one per peer connection
 
 	// Events from Handle and from Pion's callbacks wait in queue for the loop goroutine,
 	// which hands each to its room's goroutine (runRoom). The queues are unbounded so that
@@ -90,8 +93,9 @@ type SFU struct {
 	offersSent atomic.Int64
 	overLimit  atomic.Uint64 // packets of published tracks over their rate limit
 	nacks      nackCounts
-	bwe        estimators // simulcast.go
-	resp       responders // retransmit.go
+	srtpDirect atomic.Uint64 // RTP packets sent by the SFU's own SRTP write path (srtpout.go)
+	bwe        estimators    // simulcast.go
+	resp       responders    // retransmit.go
 }
 
 // event is one input to a room: a signaling message, or news from a peer connection.
@@ -185,6 +189,7 @@ type participant struct {
 	// estimator is the bandwidth estimate of what the SFU sends it (simulcast.go).
 	estimator cc.BandwidthEstimator
 	responder *nackResponder // answers its NACKs (retransmit.go)
+	out       *srtpOut       // the SFU's SRTP write path to it; nil with Config.PionSRTP
 
 	published []*forwarder
 	pubs      map[*forwarder]publication
@@ -252,7 +257,7 @@ func New(cfg Config) (*SFU, error) {
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
 	s.media = media
-	if s.api, err = s.newAPI(); err != nil {
+	if s.api, err = s.newAPI(nil); err != nil {
 		media.close()
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
@@ -261,18 +266,26 @@ func New(cfg Config) (*SFU, error) {
 	return s, nil
 }
 
-// newAPI makes the API of the peer connections to come, over the media port's current
-// addresses: Pion's default interceptors but its NACK responder; before them, closest to
-// the network, the counter of NACKs and retransmissions (nack.go), the bandwidth estimation
-// of what the SFU sends to each participant (simulcast.go), and the SFU's own NACK
-// responder (retransmit.go), whose retransmissions pass the two.
-func (s *SFU) newAPI() (*webrtc.API, error) {
+// newAPI makes the API of peer connections over the media port's current addresses:
+// Pion's default interceptors but its NACK responder; before them, closest to the network,
+// the SFU's SRTP write path out (srtpout.go; nil for none), the counter of NACKs and
+// retransmissions (nack.go), the bandwidth estimation of what the SFU sends to each
+// participant (simulcast.go), and the SFU's own NACK responder (retransmit.go), whose
+// retransmissions pass the others. With out, the API is for one peer connection: out
+// learns its DTLS handshake through the setting engine.
+func (s *SFU) newAPI(out *srtpOut) (*webrtc.API, error) {
 	bwe, err := s.bwe.interceptors()
 	if err != nil {
 		return nil, fmt.Errorf("bandwidth estimation: %w", err)
 	}
-	return rtcapi.New(rtcapi.Options{LoopbackOnly: s.cfg.LoopbackOnly, UDPMux: s.media.current(), NoStats: true,
-		NoNACKResponder: true, Interceptors: append(append([]interceptor.Factory{nackCounter{&s.nacks}}, bwe...), &s.resp)})
+	ics := append(append([]interceptor.Factory{nackCounter{&s.nacks}}, bwe...), &s.resp)
+	o := rtcapi.Options{LoopbackOnly: s.cfg.LoopbackOnly, UDPMux: s.media.current(), NoStats: true, NoNACKResponder: true}
+	if out != nil {
+		ics = append([]interceptor.Factory{out}, ics...)
+		o.Settings = out.settings
+	}
+	o.Interceptors = ics
+	return rtcapi.New(o)
 }
 
 // Handle takes a message addressed to the SFU (see signaling.SFU). It does not block.
@@ -387,6 +400,11 @@ func (s *SFU) handle(r *room, e event) {
 		return
 	case e.connected:
 		if !e.p.gone {
+			if e.p.out != nil && !e.p.out.active() {
+				if err := e.p.out.activate(e.p.pc); err != nil {
+					s.log.Info("SRTP through Pion for this participant", "session", r.id, "user", e.p.id, "reason", err)
+				}
+			}
 			for f, sub := range e.p.subs {
 				if sub.negotiated {
 					f.keyFrame()
@@ -435,7 +453,7 @@ func (s *SFU) join(r *room, userID string) {
 			return
 		}
 	}
-	pc, estimator, responder, err := s.newPeerConnection()
+	pc, estimator, responder, out, err := s.newPeerConnection()
 	if err != nil {
 		s.log.Error("new peer connection", "session", sessionID, "user", userID, "err", err)
 		s.cfg.Send(userID, protocol.Error{Code: protocol.CodeUnsupported,
@@ -443,7 +461,7 @@ func (s *SFU) join(r *room, userID string) {
 		return
 	}
 	p := &participant{id: userID, room: r, pc: pc, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{},
-		estimator: estimator, responder: responder, offerRate: rate.NewLimiter(offerRate, offerBurst),
+		estimator: estimator, responder: responder, out: out, offerRate: rate.NewLimiter(offerRate, offerBurst),
 		pubs: map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		s.cfg.Send(userID, rtcapi.CandidateMessage(sessionID, "", c))
@@ -453,8 +471,13 @@ func (s *SFU) join(r *room, userID string) {
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		s.log.Debug("peer connection state", "session", sessionID, "user", userID, "state", st)
-		if st == webrtc.PeerConnectionStateConnected {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
 			s.post(event{p: p, connected: true})
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			if out != nil {
+				out.close() // no more packets to an address that stopped answering
+			}
 		}
 	})
 	for _, q := range r.members {
@@ -469,27 +492,40 @@ func (s *SFU) join(r *room, userID string) {
 	s.log.Debug("participant joined", "session", sessionID, "user", userID, "tracks", len(p.want))
 }
 
-// newPeerConnection makes a participant's peer connection, with its bandwidth estimator
-// and NACK responder, over the media port's addresses as they are now: an address that
-// appeared since the last one is offered from this one on.
-func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, *nackResponder, error) {
+// newPeerConnection makes a participant's peer connection, with its bandwidth estimator,
+// NACK responder and SRTP write path (nil with Config.PionSRTP), over the media port's
+// addresses as they are now: an address that appeared since the last one is offered from
+// this one on.
+func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, *nackResponder, *srtpOut, error) {
 	s.pcMu.Lock()
 	defer s.pcMu.Unlock()
 	if changed, err := s.media.refresh(); err != nil {
 		s.log.Warn("media port addresses", "err", err)
 	} else if changed {
-		if api, err := s.newAPI(); err != nil {
+		if api, err := s.newAPI(nil); err != nil {
 			s.log.Error("peer connection API for the new media addresses", "err", err)
 		} else {
 			s.api = api
 			s.log.Info("SFU media", "udp", fmt.Sprint(s.media.addrs()))
 		}
 	}
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return nil, nil, nil, err
+	api := s.api
+	var out *srtpOut
+	if !s.cfg.PionSRTP {
+		out = newSRTPOut(s.media, &s.srtpDirect)
+		var err error
+		if api, err = s.newAPI(out); err != nil {
+			return nil, nil, nil, nil, err
+		}
 	}
-	return pc, s.bwe.take(), s.resp.take(), nil
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if out != nil {
+		out.watch(pc)
+	}
+	return pc, s.bwe.take(), s.resp.take(), out, nil
 }
 
 // leave closes a member's peer connection and takes its tracks from the others.
@@ -526,6 +562,9 @@ func (s *SFU) closeParticipant(p *participant) {
 	p.gone = true
 	for f, sub := range p.subs {
 		f.removeSubscriber(sub.down)
+	}
+	if p.out != nil {
+		p.out.close()
 	}
 	if err := p.pc.Close(); err != nil {
 		s.log.Debug("close peer connection", "user", p.id, "err", err)
@@ -952,6 +991,9 @@ type Stats struct {
 	// Written is how many RTP packets the SFU wrote to subscribers, in total since New:
 	// each forwarded packet once per subscriber, retransmissions not included.
 	Written uint64 `json:"written"`
+	// SRTPDirect is how many RTP packets, in total since New, the SFU encrypted and queued
+	// on the media port itself rather than through Pion's SRTP session (srtpout.go).
+	SRTPDirect uint64 `json:"srtp_direct"`
 	// OverLimit is how many RTP packets of published tracks the SFU dropped, in total
 	// since New, because they were over their track's rate limit (Config.MaxTrackBitrate,
 	// MaxTrackPacketRate).
@@ -976,6 +1018,11 @@ type ParticipantStats struct {
 	Subscribed        int `json:"subscribed"` // tracks forwarded to it, as of the last offer
 	// Stable: no offer is in flight or waiting, so Subscribed is what it receives.
 	Stable bool `json:"stable"`
+	// SRTPDirect: the SFU's own SRTP write path carries what it sends this participant
+	// (srtpout.go); false until its peer connection is connected, and where that path
+	// cannot be used (the SFU is not the DTLS server, or the ICE pair is not on the media
+	// port).
+	SRTPDirect bool `json:"srtp_direct"`
 	// Forwarded is how many RTP packets of its tracks were forwarded (once per packet,
 	// whatever the number of subscribers).
 	Forwarded uint64 `json:"forwarded"`
@@ -995,7 +1042,7 @@ func (s *SFU) Stats() Stats {
 		NACKsReceived: s.nacks.received.Load(), NACKedPackets: s.nacks.nacked.Load(),
 		Retransmissions: s.nacks.retransmitted.Load(),
 		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load(),
-		Written: s.nacks.written.Load(), OverLimit: s.overLimit.Load(), Media: s.media.stats()}
+		Written: s.nacks.written.Load(), SRTPDirect: s.srtpDirect.Load(), OverLimit: s.overLimit.Load(), Media: s.media.stats()}
 	for _, r := range s.rooms {
 		r.mu.Lock()
 		if len(r.members) > 0 {
@@ -1004,7 +1051,7 @@ func (s *SFU) Stats() Stats {
 		for _, p := range r.members {
 			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Glares: p.neg.glares,
 				OffersRateLimited: p.offersLimited, Published: len(p.published),
-				Subscribed: len(p.subs), Stable: p.neg.Stable()}
+				Subscribed: len(p.subs), Stable: p.neg.Stable(), SRTPDirect: p.out != nil && p.out.active()}
 			for _, f := range p.published {
 				ps.Forwarded += f.packets.Load()
 			}

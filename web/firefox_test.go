@@ -120,6 +120,9 @@ func TestFirefoxGroup(t *testing.T) {
 		return len(layers) >= 3 && kbps["q"] > 0 && kbps["q"] < kbps["f"], fmt.Sprintf("layers %+v", layers)
 	})
 	t.Logf("Firefox's simulcast layers: %+v", layers)
+	// Firefox decodes the natives' videos (waitGroup) sent through the SFU's own SRTP
+	// write path.
+	checkSRTPDirect(t, gsrv.sfu.Stats(), 3)
 
 	for i, done := range natives {
 		rep := waitNative(t, done)

@@ -115,6 +115,23 @@ func (tb *tab) checkNotEnded(s pageState) {
 	}
 }
 
+// checkSRTPDirect checks that the SFU's own SRTP write path (sfu/srtpout.go) carries what
+// it sends each of n participants: the browsers decoding their remote videos decrypted it.
+func checkSRTPDirect(t *testing.T, st sfu.Stats, n int) {
+	t.Helper()
+	direct := 0
+	for _, p := range st.Participants {
+		if p.SRTPDirect {
+			direct++
+		} else {
+			t.Errorf("participant %s: the SFU sends it media through Pion's SRTP session, not its own", p.ID)
+		}
+	}
+	if direct != n || st.SRTPDirect == 0 {
+		t.Errorf("%d of %d participants on the SFU's SRTP write path, %d packets sent that way", direct, n, st.SRTPDirect)
+	}
+}
+
 // checkParticipants checks that the tabs see each other: three distinct user IDs, each
 // shown by the two tabs that are not its own.
 func checkParticipants(t *testing.T, states []groupState) {
@@ -290,6 +307,7 @@ func TestGroupTabs(t *testing.T) {
 		})
 	}
 	checkTileNames(t, tabs, names)
+	checkSRTPDirect(t, srv.sfu.Stats(), 3)
 	for _, tb := range tabs {
 		if s := tb.state(); s.Chat != "unavailable" {
 			t.Errorf("tab %s: chat is %q in a group call, want unavailable", tb.name, s.Chat)

@@ -54,7 +54,7 @@ type serveConfig struct {
 	maxConnsPerIP, messageBurst                int
 	maxGroupPeers, mediaPort                   int
 	maxTracks, maxTrackKbps, maxTrackPPS       int
-	sfuLoopback                                bool
+	sfuLoopback, pionSRTP                      bool
 	cpuProfile                                 string
 	messageRate                                float64
 }
@@ -88,6 +88,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.IntVar(&c.maxTrackPPS, "max-track-pps", sfu.DefaultMaxTrackPacketRate, "most RTP packets per second the SFU forwards of one published track; more are dropped (-1: no limit)")
 	fs.IntVar(&c.mediaPort, "media-port", 0, "UDP `port` of the SFU's media, for every participant of every group call, on each interface address; 0: one the system picks at start")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to `file`, on shutdown")
+	fs.BoolVar(&c.pionSRTP, "sfu-pion-srtp", false, "the SFU sends RTP through Pion's SRTP session instead of its own write path (for comparison)")
 	fs.BoolVar(&c.sfuLoopback, "sfu-loopback", false, "the SFU gathers only loopback ICE candidates (for tests with every client on this machine)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGTERM or SIGINT, how long connections get to close before they are cut")
 	return c
@@ -190,7 +191,7 @@ func serve(ctx context.Context, args []string) error {
 	// before any client can connect, so before the SFU can send.
 	var sig *signaling.Server
 	media, err := sfu.New(sfu.Config{Logger: log, LoopbackOnly: cfg.sfuLoopback, MediaPort: cfg.mediaPort,
-		MaxTracks: cfg.maxTracks, MaxTrackBitrate: max(cfg.maxTrackKbps*1000, -1), MaxTrackPacketRate: cfg.maxTrackPPS,
+		PionSRTP: cfg.pionSRTP, MaxTracks: cfg.maxTracks, MaxTrackBitrate: max(cfg.maxTrackKbps*1000, -1), MaxTrackPacketRate: cfg.maxTrackPPS,
 		Send: func(to string, m protocol.Message) { sig.SendFromSFU(to, m) }})
 	if err != nil {
 		return fmt.Errorf("--media-port %d: %w", cfg.mediaPort, err)

@@ -1,0 +1,292 @@
+package sfu
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/prf"
+	"github.com/pion/dtls/v3/pkg/protocol/extension"
+	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parley-rtc/parley/udpbatch"
+)
+
+// The SFU's own SRTP write path. Pion writes each RTP packet to a subscriber through its
+// SRTP session, its DTLS/SRTP mux, its ICE connection and the ICE UDP mux, with a lock or a
+// channel at each step: at 200 subscribers half of the per-subscriber write was spent there,
+// and a quarter of it encrypting and queueing the packet. srtpOut does those two itself,
+// under the interceptors (so reports, transport-wide sequence numbers and the bandwidth
+// estimate still see every packet): it encrypts with a pion/srtp context of its own and
+// queues the packet on the media port's socket, for the remote address ICE selected.
+//
+// Pion v4.2.20 does not expose the SRTP keys (RFC 5764 §4.2) of a peer connection, so
+// dtlsKeys derives them as pion/dtls does, from what two of its hooks show of the handshake:
+// the master secret and the client random (its key log, kept in memory and never written
+// anywhere) and the server random (the ServerHello the SFU sends). That needs the SFU to be
+// the DTLS server, which it is when it answers (SetAnsweringDTLSRole) and when the other side
+// answers its offer as browsers and Pion do (setup:active). A peer connection where it is not,
+// or whose ICE pair is not on the media port, stays on Pion's path.
+
+// srtpExporterLabel is the label of the DTLS-SRTP key exporter (RFC 5764 §4.2).
+const srtpExporterLabel = "EXTRACTOR-dtls_srtp"
+
+// dtlsKeys collects, during one peer connection's DTLS handshake, what the keying material
+// exporter (RFC 5705 §4) needs. It is that connection's key log writer and ServerHello hook.
+type dtlsKeys struct {
+	mu           sync.Mutex
+	master       []byte
+	clientRandom []byte
+	serverRandom []byte
+	suite        dtls.CipherSuiteID
+	profile      dtls.SRTPProtectionProfile
+}
+
+// Write takes pion/dtls's key log lines, "CLIENT_RANDOM <client random> <master secret>"
+// in hex (NSS key log format).
+func (k *dtlsKeys) Write(p []byte) (int, error) {
+	for line := range bytes.Lines(p) {
+		f := bytes.Fields(line)
+		if len(f) != 3 || string(f[0]) != "CLIENT_RANDOM" {
+			continue
+		}
+		cr, err1 := hex.DecodeString(string(f[1]))
+		ms, err2 := hex.DecodeString(string(f[2]))
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		k.mu.Lock()
+		k.clientRandom, k.master = cr, ms
+		k.mu.Unlock()
+	}
+	return len(p), nil
+}
+
+// serverHello notes the server random, cipher suite and SRTP protection profile of the
+// ServerHello the SFU sends, which it returns unchanged.
+func (k *dtlsKeys) serverHello(m handshake.MessageServerHello) handshake.Message {
+	r := m.Random.MarshalFixed()
+	k.mu.Lock()
+	k.serverRandom = r[:]
+	if m.CipherSuiteID != nil {
+		k.suite = dtls.CipherSuiteID(*m.CipherSuiteID)
+	}
+	for _, e := range m.Extensions {
+		if u, ok := e.(*extension.UseSRTP); ok && len(u.ProtectionProfiles) > 0 {
+			k.profile = dtls.SRTPProtectionProfile(u.ProtectionProfiles[0])
+		}
+	}
+	k.mu.Unlock()
+	return &m
+}
+
+// prfHash is the hash of the TLS 1.2 PRF (RFC 5246 §5) of a cipher suite: SHA-384 for the
+// two SHA384 suites pion/dtls has, SHA-256 for the others.
+func prfHash(id dtls.CipherSuiteID) func() hash.Hash {
+	switch id {
+	case dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, dtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384:
+		return sha512.New384
+	}
+	return sha256.New
+}
+
+var errNotDTLSServer = errors.New("no ServerHello sent: the SFU is not this connection's DTLS server")
+
+// ExportKeyingMaterial is RFC 5705's exporter without a context:
+// PRF(master secret, label, client random + server random).
+func (k *dtlsKeys) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(context) != 0 {
+		return nil, errors.New("exporter context unsupported")
+	}
+	if k.serverRandom == nil {
+		return nil, errNotDTLSServer
+	}
+	if k.master == nil {
+		return nil, errors.New("no master secret logged")
+	}
+	seed := make([]byte, 0, len(label)+len(k.clientRandom)+len(k.serverRandom))
+	seed = append(append(append(seed, label...), k.clientRandom...), k.serverRandom...)
+	return prf.PHash(k.master, seed, length, prfHash(k.suite))
+}
+
+// outContext makes the SRTP context of what the SFU, the DTLS server, sends.
+func (k *dtlsKeys) outContext() (*srtp.Context, error) {
+	k.mu.Lock()
+	profile := srtp.ProtectionProfile(k.profile)
+	k.mu.Unlock()
+	if profile == 0 {
+		return nil, errNotDTLSServer
+	}
+	cfg := srtp.Config{Profile: profile}
+	if err := cfg.ExtractSessionKeysFromDTLS(k, false); err != nil {
+		return nil, err
+	}
+	ctx, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile)
+	if err == nil {
+		// The context has what it needs: the master secret goes (a new handshake logs
+		// its own).
+		k.mu.Lock()
+		clear(k.master)
+		k.master = nil
+		k.mu.Unlock()
+	}
+	return ctx, err
+}
+
+// srtpOut is one peer connection's SRTP write path, and the interceptor factory that puts it
+// under the others. Until on (activate), packets go down Pion's path.
+type srtpOut struct {
+	keys  dtlsKeys
+	media *mediaMux
+	count *atomic.Uint64 // the SFU's total of packets sent this way
+
+	on     atomic.Bool
+	mu     sync.Mutex // serialises writes, which come from every forwarder of the subscriber
+	ctx    *srtp.Context
+	conn   *udpbatch.Conn // the socket of the ICE pair's local address
+	remote netip.AddrPort // the ICE pair's remote address
+	local  netip.Addr
+	closed bool
+	hdr    rtp.Header
+	plain  []byte
+	cipher []byte
+}
+
+func newSRTPOut(media *mediaMux, count *atomic.Uint64) *srtpOut {
+	return &srtpOut{media: media, count: count, plain: make([]byte, 0, maxRTP+100), cipher: make([]byte, 0, maxRTP+200)}
+}
+
+// settings makes the SFU this connection's DTLS server when it answers, and hands
+// dtlsKeys the handshake.
+func (o *srtpOut) settings(se *webrtc.SettingEngine) {
+	_ = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer) // a valid role: no error
+	se.SetDTLSKeyLogWriter(&o.keys)
+	se.SetDTLSServerHelloMessageHook(o.keys.serverHello)
+}
+
+// watch follows the peer connection's selected ICE pair. Call it before negotiating.
+func (o *srtpOut) watch(pc *webrtc.PeerConnection) {
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+		o.setPair(pair)
+	})
+}
+
+// setPair points the write path at an ICE candidate pair; one whose local address is not a
+// socket of the media port (or that is nil) turns it off.
+func (o *srtpOut) setPair(pair *webrtc.ICECandidatePair) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.conn = nil
+	if pair == nil || pair.Local == nil || pair.Remote == nil {
+		o.on.Store(false)
+		return
+	}
+	local, err1 := netip.ParseAddr(pair.Local.Address)
+	remote, err2 := netip.ParseAddr(pair.Remote.Address)
+	if err1 != nil || err2 != nil || int(pair.Local.Port) != o.media.localPort() {
+		o.on.Store(false)
+		return
+	}
+	o.local, o.remote = local.Unmap(), netip.AddrPortFrom(remote.Unmap(), pair.Remote.Port)
+	o.conn = o.media.conn(o.local)
+	o.on.Store(o.conn != nil && o.ctx != nil && !o.closed)
+}
+
+// activate turns the write path on once the peer connection is connected, which its DTLS
+// handshake then is. It reports why it cannot; the connection then stays on Pion's path.
+func (o *srtpOut) activate(pc *webrtc.PeerConnection) error {
+	ctx, err := o.keys.outContext()
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	o.ctx = ctx
+	hasPair := o.conn != nil
+	o.mu.Unlock()
+	if !hasPair {
+		pair, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+		if err != nil {
+			return err
+		}
+		o.setPair(pair)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.conn == nil {
+		return fmt.Errorf("the selected ICE pair's local address %v is not on the media port", o.local)
+	}
+	o.on.Store(!o.closed)
+	return nil
+}
+
+// close turns the write path off for good: the peer connection is closing.
+func (o *srtpOut) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.on.Store(false)
+	o.mu.Unlock()
+}
+
+// active reports whether packets go this way.
+func (o *srtpOut) active() bool { return o.on.Load() }
+
+// write encrypts one RTP packet and queues it, or hands it to Pion's path (next) while off.
+func (o *srtpOut) write(h *rtp.Header, payload []byte, a interceptor.Attributes, next interceptor.RTPWriter) (int, error) {
+	if !o.on.Load() {
+		return next.Write(h, payload, a)
+	}
+	o.mu.Lock()
+	if !o.on.Load() { // turned off meanwhile
+		o.mu.Unlock()
+		return next.Write(h, payload, a)
+	}
+	p := rtp.Packet{Header: *h, Payload: payload}
+	size := p.MarshalSize()
+	if cap(o.plain) < size {
+		o.plain = make([]byte, 0, size)
+	}
+	n, err := p.MarshalTo(o.plain[:size])
+	if err == nil {
+		o.cipher, err = o.ctx.EncryptRTP(o.cipher[:0], o.plain[:n], &o.hdr)
+	}
+	if err == nil {
+		_, err = o.conn.WriteToAddrPort(o.cipher, o.remote)
+	}
+	o.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	o.count.Add(1)
+	return n, nil
+}
+
+// NewInterceptor makes the interceptor of the peer connection this srtpOut belongs to:
+// registered first, it is the last before the network.
+func (o *srtpOut) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &srtpOutInterceptor{o: o}, nil
+}
+
+type srtpOutInterceptor struct {
+	interceptor.NoOp
+	o *srtpOut
+}
+
+func (i *srtpOutInterceptor) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		return i.o.write(h, payload, a, w)
+	})
+}
