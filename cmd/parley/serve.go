@@ -374,6 +374,7 @@ type sfuHealthReport struct {
 	Written         uint64         `json:"written"`         // RTP packets written to subscribers
 	Retransmissions uint64         `json:"retransmissions"` // in answer to NACKs
 	OverLimit       uint64         `json:"over_limit"`      // RTP packets over a published track's rate limit, dropped
+	SRTPDirect      uint64         `json:"srtp_direct"`     // RTP packets sent through the SFU's own SRTP write path
 	Media           udpbatch.Stats `json:"media"`           // the media port's datagrams and system calls
 }
 
@@ -382,7 +383,8 @@ func sfuHealth(s *sfu.SFU) http.Handler {
 		st := s.Stats()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(sfuHealthReport{Rooms: st.Rooms, Participants: len(st.Participants),
-			Written: st.Written, Retransmissions: st.Retransmissions, OverLimit: st.OverLimit, Media: st.Media})
+			Written: st.Written, Retransmissions: st.Retransmissions, OverLimit: st.OverLimit,
+			SRTPDirect: st.SRTPDirect, Media: st.Media})
 	})
 }
 
