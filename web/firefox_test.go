@@ -99,6 +99,9 @@ func TestFirefoxGroup(t *testing.T) {
 		natives = append(natives, runNative(t, cfg))
 	}
 	gs := ff.waitGroup(t, 2)
+	// Firefox decodes the natives' videos sent through the SFU's own SRTP write path;
+	// checked now, while the natives are in.
+	checkSRTPDirect(t, gsrv.sfu, 3)
 
 	// Firefox's camera reaches the SFU on the three simulcast layers the page asks for, and
 	// the full-size layer f measures as costlier than the quarter-size q.
@@ -120,9 +123,6 @@ func TestFirefoxGroup(t *testing.T) {
 		return len(layers) >= 3 && kbps["q"] > 0 && kbps["q"] < kbps["f"], fmt.Sprintf("layers %+v", layers)
 	})
 	t.Logf("Firefox's simulcast layers: %+v", layers)
-	// Firefox decodes the natives' videos (waitGroup) sent through the SFU's own SRTP
-	// write path.
-	checkSRTPDirect(t, gsrv.sfu.Stats(), 3)
 
 	for i, done := range natives {
 		rep := waitNative(t, done)

@@ -116,19 +116,32 @@ func (tb *tab) checkNotEnded(s pageState) {
 }
 
 // checkSRTPDirect checks that the SFU's own SRTP write path (sfu/srtpout.go) carries what
-// it sends each of n participants: the browsers decoding their remote videos decrypted it.
-func checkSRTPDirect(t *testing.T, st sfu.Stats, n int) {
+// it sends each of its n participants, whose browsers decode their remote videos, so
+// decrypt it. The SFU turns the path on as it handles each connection's news, so this
+// waits a little for it.
+func checkSRTPDirect(t *testing.T, s *sfu.SFU, n int) {
 	t.Helper()
+	var st sfu.Stats
 	direct := 0
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, direct = s.Stats(), 0
+		for _, p := range st.Participants {
+			if p.SRTPDirect {
+				direct++
+			}
+		}
+		if (direct == n && len(st.Participants) == n && st.SRTPDirect > 0) || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, p := range st.Participants {
-		if p.SRTPDirect {
-			direct++
-		} else {
+		if !p.SRTPDirect {
 			t.Errorf("participant %s: the SFU sends it media through Pion's SRTP session, not its own", p.ID)
 		}
 	}
-	if direct != n || st.SRTPDirect == 0 {
-		t.Errorf("%d of %d participants on the SFU's SRTP write path, %d packets sent that way", direct, n, st.SRTPDirect)
+	if direct != n || len(st.Participants) != n || st.SRTPDirect == 0 {
+		t.Errorf("%d of %d participants (want %d) on the SFU's SRTP write path, %d packets sent that way",
+			direct, len(st.Participants), n, st.SRTPDirect)
 	}
 }
 
@@ -307,7 +320,7 @@ func TestGroupTabs(t *testing.T) {
 		})
 	}
 	checkTileNames(t, tabs, names)
-	checkSRTPDirect(t, srv.sfu.Stats(), 3)
+	checkSRTPDirect(t, srv.sfu, 3)
 	for _, tb := range tabs {
 		if s := tb.state(); s.Chat != "unavailable" {
 			t.Errorf("tab %s: chat is %q in a group call, want unavailable", tb.name, s.Chat)
