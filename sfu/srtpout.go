@@ -185,8 +185,11 @@ func (o *srtpOut) watch(pc *webrtc.PeerConnection) {
 	})
 }
 
-// setPair points the write path at an ICE candidate pair; one whose local address is not a
-// socket of the media port (or that is nil) turns it off.
+// setPair points the write path at an ICE candidate pair. The SFU gathers only host
+// candidates on the media port, so a new pair (an ICE restart) keeps the path on. One whose
+// local address is not a socket of the media port, or none, turns it off, and Pion's path
+// takes over; its SRTP context then starts each stream's rollover counter (RFC 3711 §3.3.1)
+// afresh, which the other side follows only within a stream's first 65,536 packets.
 func (o *srtpOut) setPair(pair *webrtc.ICECandidatePair) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
