@@ -437,8 +437,7 @@ func waitCond(t *testing.T, timeout time.Duration, what string, cond func() bool
 // production when an offer outgrows a signaling message), the tab leaves and joins again
 // with a new peer connection, and shows the newcomer its old connection could not take. The
 // tab hosts; native members B, then C, come and go, each leaving two ended sections in the
-// tab's connection; the tab shares its screen (one more); when D joins, the tab's next offer
-// would hold 9. The screen share goes on in the new connection, and D receives it.
+// tab's connection; when D joins, the tab's next offer would hold 8.
 func TestGroupRejoin(t *testing.T) {
 	b := newBrowser(t, browserOpts{})
 	srv := startGroupServerWith(t, "", sfu.Config{LoopbackOnly: true, MaxSections: 6})
@@ -480,17 +479,12 @@ func TestGroupRejoin(t *testing.T) {
 		stop()
 		alone()
 	}
-	tb.do(chromedp.WaitEnabled(chromedp.ID("share-screen")), chromedp.Click(chromedp.ID("share-screen")))
-	tb.waitScreen("the tab sharing its screen", func(s screenState) bool { return s.Sharing && s.MineWidth > 0 })
 	stopD := member("D")
 	gs := tb.waitGroup(1)
-	tb.waitScreen("the tab still sharing its screen after rejoining", func(s screenState) bool {
-		return s.Sharing && s.MineWidth > 0 && s.ScreenTiles == 1
-	})
 	if len(gs.Frames) != 1 {
 		t.Errorf("the tab decodes %d videos after rejoining, want D's only: %v", len(gs.Frames), gs.Frames)
 	}
-	if name, err := eval[string](tb, `document.querySelector("#grid .tile:not(.me):not(.mine) .name").textContent`); err != nil || name != "D" {
+	if name, err := eval[string](tb, `document.querySelector("#grid .tile:not(.me) .name").textContent`); err != nil || name != "D" {
 		t.Errorf("the tab's tile after rejoining is named %q (%v), want D", name, err)
 	}
 	time.Sleep(2 * time.Second)
@@ -498,15 +492,6 @@ func TestGroupRejoin(t *testing.T) {
 	if rep.VideoFramesReceived < 30 || rep.AudioPacketsReceived == 0 {
 		t.Errorf("D received %d video frames and %d audio packets from the tab, want >= 30 and some",
 			rep.VideoFramesReceived, rep.AudioPacketsReceived)
-	}
-	var screenFrames int64
-	for _, tr := range rep.RemoteTracks {
-		if strings.Contains(tr.Participant, "~") && tr.Kind == "video" {
-			screenFrames += tr.VideoFrames
-		}
-	}
-	if screenFrames < 10 {
-		t.Errorf("D received %d frames of the tab's screen, want >= 10: %+v", screenFrames, rep.RemoteTracks)
 	}
 	for _, p := range srv.sfu.Stats().Participants {
 		t.Logf("sfu: %s: %d offers, subscribed %d", p.ID, p.OffersSent, p.Subscribed)
