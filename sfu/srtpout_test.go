@@ -31,7 +31,11 @@ func TestSRTPDirect(t *testing.T) {
 			})
 			receiving(t, "A", 10, b)
 			receiving(t, "B", 10, a)
+			// Packets sent before the first count may still be on their way: wait them out
+			// (loopback takes well under a millisecond), so that each packet received in the
+			// window was sent in it.
 			before := s.Stats()
+			time.Sleep(200 * time.Millisecond)
 			const more = 60
 			start := [2]int64{b.track("A").packets.Load(), a.track("B").packets.Load()}
 			receiving(t, "A", more, b)
