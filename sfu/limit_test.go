@@ -46,16 +46,7 @@ func mediaDirection(sdpText, mid string) string {
 func TestPublishLimits(t *testing.T) {
 	const pps = 300 // the test's MaxTrackPacketRate; the sample camera sends about 90
 	camera := loadVideo(t, "chrome-vp8.ivf")
-	s, join := startSFU(t, sfu.Config{MaxTracks: 2, MaxTrackPacketRate: pps})
-	defer s.Close()
-	a, b := join("A"), join("B")
-	defer a.close()
-	defer b.close()
-	a.publish(camera, "camera", "cam-A")
-	b.publish(camera, "camera", "cam-B")
-	waitFor(t, 60*time.Second, "the cameras forwarded", func() (bool, string) {
-		return settled(s, map[string]int{"A": 1, "B": 1}, map[string]int{"A": 1, "B": 1})
-	})
+	s, a, b := twoCameras(t, sfu.Config{MaxTracks: 2, MaxTrackPacketRate: pps})
 	receiving(t, "A", 30, b)
 
 	// A second track, at a gentle rate until B receives it.

@@ -368,6 +368,25 @@ func startSFU(t *testing.T, cfg sfu.Config) (s *sfu.SFU, join func(id string) *c
 	}
 }
 
+// twoCameras starts an SFU configured as cfg with two members, A and B, each publishing
+// the sample camera (streams "A" and "B" on the other side), and waits until the SFU
+// forwards both. The test's cleanup closes them.
+func twoCameras(t *testing.T, cfg sfu.Config) (s *sfu.SFU, a, b *client) {
+	t.Helper()
+	camera := loadVideo(t, "chrome-vp8.ivf")
+	s, join := startSFU(t, cfg)
+	t.Cleanup(func() { s.Close() })
+	a, b = join("A"), join("B")
+	t.Cleanup(a.close)
+	t.Cleanup(b.close)
+	a.publish(camera, "camera", "cam-A")
+	b.publish(camera, "camera", "cam-B")
+	waitFor(t, 60*time.Second, "the cameras forwarded", func() (bool, string) {
+		return settled(s, map[string]int{"A": 1, "B": 1}, map[string]int{"A": 1, "B": 1})
+	})
+	return s, a, b
+}
+
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	last := ""

@@ -12,23 +12,13 @@ import (
 // the keys the SFU derived from the DTLS handshake are the ones Pion on the other side
 // has. With Config.PionSRTP, nothing goes that way and media still flows.
 func TestSRTPDirect(t *testing.T) {
-	camera := loadVideo(t, "chrome-vp8.ivf")
 	for _, pion := range []bool{false, true} {
 		name := "direct"
 		if pion {
 			name = "PionSRTP"
 		}
 		t.Run(name, func(t *testing.T) {
-			s, join := startSFU(t, sfu.Config{PionSRTP: pion})
-			defer s.Close()
-			a, b := join("A"), join("B")
-			defer a.close()
-			defer b.close()
-			a.publish(camera, "camera", "cam-A")
-			b.publish(camera, "camera", "cam-B")
-			waitFor(t, 60*time.Second, "the cameras forwarded", func() (bool, string) {
-				return settled(s, map[string]int{"A": 1, "B": 1}, map[string]int{"A": 1, "B": 1})
-			})
+			s, a, b := twoCameras(t, sfu.Config{PionSRTP: pion})
 			receiving(t, "A", 10, b)
 			receiving(t, "B", 10, a)
 			// Packets sent before the first count may still be on their way: wait them out
