@@ -71,7 +71,6 @@ type Config struct {
 type SFU struct {
 	cfg Config
 	log *slog.Logger
-	api *webrtc.API // under pcMu; with PionSRTP only, else one per peer connection
 
 	// Events from Handle and from Pion's callbacks wait in queue for the loop goroutine,
 	// which hands each to its room's goroutine (runRoom). The queues are unbounded so that
@@ -82,8 +81,7 @@ type SFU struct {
 	mu    sync.Mutex // guards rooms; held by the loop while it dispatches events, by Stats and allocate
 	rooms map[string]*room
 	// pcMu serialises making peer connections: the estimator and NACK responder of the
-	// one just made are handed over through the interceptor factories (take), and the API
-	// changes with the media port's addresses.
+	// one just made are handed over through the interceptor factories (take).
 	pcMu sync.Mutex
 
 	wg sync.WaitGroup // forwarding and RTCP goroutines
@@ -257,22 +255,18 @@ func New(cfg Config) (*SFU, error) {
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
 	s.media = media
-	if s.api, err = s.newAPI(nil); err != nil {
-		media.close()
-		return nil, fmt.Errorf("sfu: %w", err)
-	}
 	go s.loop()
 	s.spawn(s.allocateLoop)
 	return s, nil
 }
 
-// newAPI makes the API of peer connections over the media port's current addresses:
+// newAPI makes the API of one peer connection, over the media port's current addresses:
 // Pion's default interceptors but its NACK responder; before them, closest to the network,
 // the SFU's SRTP write path out (srtpout.go; nil for none), the counter of NACKs and
 // retransmissions (nack.go), the bandwidth estimation of what the SFU sends to each
 // participant (simulcast.go), and the SFU's own NACK responder (retransmit.go), whose
-// retransmissions pass the others. With out, the API is for one peer connection: out
-// learns its DTLS handshake through the setting engine.
+// retransmissions pass the others. out learns the connection's DTLS handshake through the
+// setting engine, so an API serves one peer connection.
 func (s *SFU) newAPI(out *srtpOut) (*webrtc.API, error) {
 	bwe, err := s.bwe.interceptors()
 	if err != nil {
@@ -502,21 +496,15 @@ func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator
 	if changed, err := s.media.refresh(); err != nil {
 		s.log.Warn("media port addresses", "err", err)
 	} else if changed {
-		if api, err := s.newAPI(nil); err != nil {
-			s.log.Error("peer connection API for the new media addresses", "err", err)
-		} else {
-			s.api = api
-			s.log.Info("SFU media", "udp", fmt.Sprint(s.media.addrs()))
-		}
+		s.log.Info("SFU media", "udp", fmt.Sprint(s.media.addrs()))
 	}
-	api := s.api
 	var out *srtpOut
 	if !s.cfg.PionSRTP {
 		out = newSRTPOut(s.media, &s.srtpDirect)
-		var err error
-		if api, err = s.newAPI(out); err != nil {
-			return nil, nil, nil, nil, err
-		}
+	}
+	api, err := s.newAPI(out)
+	if err != nil {
+		return nil, nil, nil, nil, err
 	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
