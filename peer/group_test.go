@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-rtc/parley/media"
 	"github.com/parley-rtc/parley/peer"
 	"github.com/parley-rtc/parley/protocol"
 	"github.com/parley-rtc/parley/sfu"
@@ -417,74 +418,170 @@ func fmtReceived(m map[string]*received) string {
 	return s
 }
 
-// TestGroupRejoin: once the SFU can offer a participant no more (here after 6 media
-// sections; in production when an offer outgrows a signaling message), the participant
-// leaves and joins again with a new peer connection, and receives the newcomer's media
-// that its old connection could not. A hosts; B, then C, come and go, each leaving two
-// ended sections in A's connection; when D joins, A's next offer would hold 8.
-func TestGroupRejoin(t *testing.T) {
-	server, s := startGroupServerWith(t, sfu.Config{MaxSections: 6})
+// joiner returns a function that starts a native member of the group session with the
+// given media (nil for none of a kind), and one that hangs a member up and waits until only
+// the host is left, and no offer is in flight.
+func joiner(t *testing.T, ctx context.Context, server string, s *sfu.SFU) (
+	join func(name string, video, audio *media.Stream) *member, leave func(name string, m *member)) {
+	session := s.Stats().Participants[0].Session
+	join = func(name string, video, audio *media.Stream) *member {
+		callCtx, hangUp := context.WithCancel(ctx)
+		m := &member{hangUp: hangUp, done: make(chan result, 1)}
+		go func() {
+			rep, err := peer.Run(callCtx, peer.Config{Server: server, LoopbackOnly: true, Logger: quietLogger(),
+				ConnectTimeout: 45 * time.Second, Name: name, Join: session, Video: video, Audio: audio})
+			m.done <- result{rep, err}
+		}()
+		return m
+	}
+	leave = func(name string, m *member) {
+		m.hangUp()
+		if r := <-m.done; r.err != nil {
+			t.Fatalf("%s: %v", name, r.err)
+		}
+		waitFor(t, 30*time.Second, "the host alone after "+name+" left", func() bool {
+			st := s.Stats()
+			return len(st.Participants) == 1 && st.Participants[0].Subscribed == 0 && st.Participants[0].Stable
+		})
+	}
+	return join, leave
+}
+
+// receiving reports whether the SFU has two participants, each stable and receiving the
+// given number of tracks: the host (hostID) subs, the other others.
+func receiving(s *sfu.SFU, hostID string, subs, others int) bool {
+	st := s.Stats()
+	if len(st.Participants) != 2 {
+		return false
+	}
+	for _, p := range st.Participants {
+		want := others
+		if p.ID == hostID {
+			want = subs
+		}
+		if !p.Stable || p.Subscribed != want {
+			return false
+		}
+	}
+	return true
+}
+
+// TestGroupSectionsReused: members come and go, and a stayer's peer connection does not
+// grow: the SFU sends each newcomer's tracks in the media sections of those who left, so
+// its offers to the host hold 4 sections (its own two, one member's two) throughout, which
+// is all MaxSections allows here. A hosts; B, then C, come and go; D joins. A receives each
+// one's media on new remote tracks, without rejoining.
+func TestGroupSectionsReused(t *testing.T) {
+	server, s := startGroupServerWith(t, sfu.Config{MaxSections: 4})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	members := startGroup(t, ctx, server, 2)
 	a := members[0]
 	defer a.hangUp()
 	waitFor(t, 60*time.Second, "A and B in the call", func() bool { return settled(s, 2) })
-	session := s.Stats().Participants[0].Session
+	join, leave := joiner(t, ctx, server, s)
 	ivf, ogg := load(t, "chrome-vp8.ivf"), load(t, "chrome-opus.ogg")
-	join := func(name string) *member {
-		callCtx, hangUp := context.WithCancel(ctx)
-		m := &member{hangUp: hangUp, done: make(chan result, 1)}
-		go func() {
-			rep, err := peer.Run(callCtx, peer.Config{Server: server, LoopbackOnly: true, Logger: quietLogger(),
-				ConnectTimeout: 45 * time.Second, Name: name, Join: session, Video: ivf.Video, Audio: ogg.Audio})
-			m.done <- result{rep, err}
-		}()
-		return m
-	}
-	leave := func(name string, m *member) {
-		m.hangUp()
-		if r := <-m.done; r.err != nil {
-			t.Fatalf("%s: %v", name, r.err)
+	var aID string
+	sectionsOfA := func() int {
+		for _, p := range s.Stats().Participants {
+			if p.ID == aID {
+				return p.Sections
+			}
 		}
-		waitFor(t, 30*time.Second, "A alone after "+name+" left", func() bool {
-			st := s.Stats()
-			return len(st.Participants) == 1 && st.Participants[0].Subscribed == 0 && st.Participants[0].Stable
-		})
+		return -1
 	}
+	time.Sleep(2 * time.Second) // media time, not an assertion
 	leave("B", members[1])
-	c := join("C")
-	waitFor(t, 60*time.Second, "A and C in the call", func() bool { return settled(s, 2) })
-	leave("C", c)
-	d := join("D")
-	defer d.hangUp()
-	waitFor(t, 60*time.Second, "A and D in the call", func() bool { return settled(s, 2) })
-	// A's connection could not have taken D's tracks: A had to rejoin. Wait until A has
-	// had time to receive D's media.
-	time.Sleep(4 * time.Second)
+	aID = s.Stats().Participants[0].ID
+	for _, name := range []string{"C", "D"} {
+		m := join(name, ivf.Video, ogg.Audio)
+		defer m.hangUp()
+		waitFor(t, 60*time.Second, "A and "+name+" in the call", func() bool { return settled(s, 2) })
+		if n := sectionsOfA(); n != 4 {
+			t.Errorf("A's peer connection has %d media sections with %s in the call, want 4", n, name)
+		}
+		time.Sleep(2 * time.Second) // media time, not an assertion
+		if name == "C" {
+			leave(name, m)
+		}
+	}
 	a.hangUp()
 	ra := <-a.done
-	d.hangUp()
-	rd := <-d.done
-	if ra.err != nil || rd.err != nil {
-		t.Fatalf("A: %v; D: %v", ra.err, rd.err)
+	if ra.err != nil {
+		t.Fatalf("A: %v", ra.err)
 	}
-	dID := ""
+	if ra.rep.Rejoins != 0 {
+		t.Errorf("A rejoined the group %d times, want 0: its connection should not grow", ra.rep.Rejoins)
+	}
+	got := byParticipant(ra.rep)
+	t.Logf("A received %s", fmtReceived(got))
+	if len(got) != 3 {
+		t.Fatalf("A received from %d participants, want 3 (B, C, D)", len(got))
+	}
+	for id, rc := range got {
+		if rc.tracks != 2 || rc.video < minFrames || rc.audio < minAudio {
+			t.Errorf("A from %s: %d tracks, %d video frames, %d audio packets; want 2, >= %d, >= %d",
+				id, rc.tracks, rc.video, rc.audio, minFrames, minAudio)
+		}
+		if name := ra.rep.Names[id]; name != "D" && rc.ended != 2 {
+			t.Errorf("A from %s (%q): %d of its tracks ended, want both: it left", id, name, rc.ended)
+		}
+	}
+}
+
+// TestGroupRejoin: once the SFU can offer a participant no more (here over 3 media
+// sections; in production when an offer outgrows a signaling message), the participant
+// leaves and joins again with a new peer connection, and receives the newcomer's media that
+// its old connection could not. A hosts; B, audio only, comes and goes, leaving an audio
+// section free in A's connection; C, video only, joins, and A's next offer would need a
+// video section more: 4.
+func TestGroupRejoin(t *testing.T) {
+	server, s := startGroupServerWith(t, sfu.Config{MaxSections: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	members := startGroup(t, ctx, server, 1)
+	a := members[0]
+	defer a.hangUp()
+	waitFor(t, 60*time.Second, "A in the call", func() bool {
+		st := s.Stats()
+		return len(st.Participants) == 1 && st.Participants[0].Published == 2
+	})
+	aID := s.Stats().Participants[0].ID
+	join, leave := joiner(t, ctx, server, s)
+	ivf, ogg := load(t, "chrome-vp8.ivf"), load(t, "chrome-opus.ogg")
+	b := join("B", nil, ogg.Audio)
+	defer b.hangUp()
+	waitFor(t, 60*time.Second, "A and B receiving each other", func() bool { return receiving(s, aID, 1, 2) })
+	leave("B", b)
+	c := join("C", ivf.Video, nil)
+	defer c.hangUp()
+	waitFor(t, 60*time.Second, "A and C receiving each other", func() bool { return receiving(s, aID, 1, 2) })
+	time.Sleep(4 * time.Second) // media time, not an assertion
+	a.hangUp()
+	ra := <-a.done
+	c.hangUp()
+	rc := <-c.done
+	if ra.err != nil || rc.err != nil {
+		t.Fatalf("A: %v; C: %v", ra.err, rc.err)
+	}
+	if ra.rep.Rejoins != 1 {
+		t.Errorf("A rejoined the group %d times, want 1", ra.rep.Rejoins)
+	}
+	cID := ""
 	for id, name := range ra.rep.Names {
-		if name == "D" {
-			dID = id
+		if name == "C" {
+			cID = id
 		}
 	}
-	fromD := byParticipant(ra.rep)[dID]
-	if dID == "" || fromD == nil || fromD.video < minFrames || fromD.audio < minAudio {
-		t.Fatalf("A received from D (%q): %+v; want >= %d video frames and %d audio packets. A's tracks: %+v",
-			dID, fromD, minFrames, minAudio, ra.rep.RemoteTracks)
+	fromC := byParticipant(ra.rep)[cID]
+	if cID == "" || fromC == nil || fromC.video < minFrames {
+		t.Fatalf("A received from C (%q): %+v; want >= %d video frames. A's tracks: %+v",
+			cID, fromC, minFrames, ra.rep.RemoteTracks)
 	}
-	for from, rc := range byParticipant(rd.rep) {
-		t.Logf("D from %s: %d video frames, %d audio packets", from[:6], rc.video, rc.audio)
-		if rc.video < minFrames || rc.audio < minAudio {
-			t.Errorf("D from %s: %d frames, %d audio packets", from, rc.video, rc.audio)
-		}
+	fromA := byParticipant(rc.rep)[aID]
+	t.Logf("C from A: %+v", fromA)
+	if fromA == nil || fromA.video < minFrames || fromA.audio < minAudio {
+		t.Errorf("C received from A: %+v; want >= %d video frames and %d audio packets", fromA, minFrames, minAudio)
 	}
 	if ra.rep.End != "interrupted" {
 		t.Errorf("A's call ended %q, want interrupted (its hang-up): the rejoin is not the end of its call", ra.rep.End)

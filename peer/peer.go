@@ -85,6 +85,9 @@ type Report struct {
 	LocalCandidateType  string  `json:"local_candidate_type,omitempty"`
 	RemoteCandidateType string  `json:"remote_candidate_type,omitempty"`
 	DurationMS          float64 `json:"duration_ms"`
+	// Rejoins counts the times a group call left its session and joined it again, with a
+	// new peer connection, because the SFU could offer the old one no more (too_large).
+	Rejoins int `json:"rejoins,omitempty"`
 	// End says why the call ended: "duration", "peer_left", "interrupted",
 	// "connection_lost", or "error".
 	End   string `json:"end"`
@@ -145,6 +148,7 @@ type call struct {
 	pending []webrtc.ICECandidateInit // remote candidates that came before the remote description
 	// sfuOffers counts the SFU's offers this peer connection answered (a group).
 	sfuOffers int
+	rejoins   int // rejoinGroup calls
 
 	// State changes, with the connection they are of: after a move to the SFU, the closed
 	// peer-to-peer connection's are ignored.
@@ -250,6 +254,7 @@ func (c *call) report(end string, err error) Report {
 		LocalCandidateType:   c.pairTypes[0],
 		RemoteCandidateType:  c.pairTypes[1],
 		DurationMS:           ms(time.Since(c.start)),
+		Rejoins:              c.rejoins,
 		End:                  end,
 	}
 	if !c.connectedAt.IsZero() {
@@ -566,12 +571,14 @@ func (c *call) closePeerConnection() {
 }
 
 // rejoinGroup starts the group call afresh when the SFU can offer no more (error
-// too_large, docs/protocol.md "Offer size"): the media sections of every track that came
-// and went stay in the peer connection. The client leaves the session and joins it again;
-// on joined it offers from a new peer connection, as at first.
+// too_large, docs/protocol.md "Offer size"): the peer connection holds media sections that
+// no longer carry anything (the SFU reuses those it sent on for tracks of their kind, but
+// not for another kind). The client leaves the session and joins it again; on joined it
+// offers from a new peer connection, as at first.
 func (c *call) rejoinGroup() error {
 	c.closePeerConnection()
 	c.sfuOffers = 0
+	c.rejoins++
 	c.log.Info("the SFU can offer this peer connection no more (too_large); rejoining the group with a new one")
 	if err := c.sig.Send(c.ctx, protocol.LeaveSession{SessionID: c.session}); err != nil {
 		return err
@@ -587,7 +594,11 @@ func (c *call) answerSFU(m protocol.Offer) error {
 		c.log.Warn("unexpected offer in a group session", "from", m.From)
 		return nil
 	}
-	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+	offer, ended, err := keepInactive(m.SDP)
+	if err != nil {
+		return fmt.Errorf("the SFU's offer: %w", err)
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return fmt.Errorf("set the SFU's offer: %w", err)
 	}
 	sdp, err := c.pc.CreateAnswer(nil)
@@ -597,7 +608,11 @@ func (c *call) answerSFU(m protocol.Offer) error {
 	if err := c.pc.SetLocalDescription(sdp); err != nil {
 		return fmt.Errorf("set local answer to the SFU: %w", err)
 	}
-	if err := c.sig.Send(c.ctx, protocol.Answer{SessionID: c.session, To: protocol.ServerPeer, SDP: sdp.SDP}); err != nil {
+	answer, err := answerInactive(sdp.SDP, ended)
+	if err != nil {
+		return fmt.Errorf("answer the SFU: %w", err)
+	}
+	if err := c.sig.Send(c.ctx, protocol.Answer{SessionID: c.session, To: protocol.ServerPeer, SDP: answer}); err != nil {
 		return err
 	}
 	c.sfuOffers++
@@ -613,9 +628,15 @@ func (c *call) offer() error {
 	if err := c.addTracks(); err != nil {
 		return err
 	}
-	// Receive both kinds even when sending neither.
+	// Receive both kinds even when sending neither. In a group the SFU sends in media
+	// sections of its own, so one is needed only to have any: a recvonly section would
+	// stay empty for the whole call.
+	sendsVideo, sendsAudio := c.cfg.Video != nil || len(c.cfg.Simulcast) > 0, c.cfg.Audio != nil
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if (kind == webrtc.RTPCodecTypeVideo && c.cfg.Video == nil && len(c.cfg.Simulcast) == 0) || (kind == webrtc.RTPCodecTypeAudio && c.cfg.Audio == nil) {
+		if c.group && (sendsVideo || sendsAudio || kind == webrtc.RTPCodecTypeVideo) {
+			continue
+		}
+		if (kind == webrtc.RTPCodecTypeVideo && !sendsVideo) || (kind == webrtc.RTPCodecTypeAudio && !sendsAudio) {
 			if _, err := c.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 				return fmt.Errorf("add %s transceiver: %w", kind, err)
 			}

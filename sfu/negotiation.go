@@ -118,6 +118,16 @@ func (n *negotiator) Connected() action {
 	return n.next()
 }
 
+// Deferred says the offer just made left some changes out, for the next offer: a new track
+// waits for a media section that this offer ends, which is free once it is answered. Only
+// an offer that both ends and adds tracks defers, so it covers at least two changes, and
+// offers <= changes still holds.
+func (n *negotiator) Deferred() {
+	if n.state == serverOffered {
+		n.dirty = true
+	}
+}
+
 // OfferFailed says the shell could not make or send the offer it was told to: the changes
 // it was for are still to be offered, at the next change.
 func (n *negotiator) OfferFailed() {

@@ -5,7 +5,7 @@ import "testing"
 func TestNegotiator(t *testing.T) {
 	// Each step is an input and the action it must produce.
 	type step struct {
-		in   string // "changed", "client-offer", "answered", "connected", "client-answer", "offer-failed"
+		in   string // "changed", "client-offer", "answered", "connected", "client-answer", "offer-failed", "deferred"
 		want action
 	}
 	cases := []struct {
@@ -94,6 +94,19 @@ func TestNegotiator(t *testing.T) {
 			offers: 1, state: stable, stable: true,
 		},
 		{
+			name: "an offer that deferred a change is followed by one more once answered",
+			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"changed", offer},
+				{"changed", none}, {"changed", none}, {"client-answer", offer}, {"deferred", none}, {"client-answer", offer},
+				{"client-answer", none}},
+			offers: 3, state: stable, stable: true,
+		},
+		{
+			name: "deferred with no offer in flight does nothing",
+			steps: []step{{"client-offer", answer}, {"deferred", none}, {"answered", none}, {"connected", none},
+				{"deferred", none}},
+			state: stable, stable: true,
+		},
+		{
 			name:  "answered twice does nothing more",
 			steps: []step{{"client-offer", answer}, {"answered", none}, {"connected", none}, {"answered", none}},
 			state: stable, stable: true,
@@ -117,6 +130,8 @@ func TestNegotiator(t *testing.T) {
 					got = n.ClientAnswer()
 				case "offer-failed":
 					n.OfferFailed()
+				case "deferred":
+					n.Deferred()
 				default:
 					t.Fatalf("step %d: unknown input %q", i, s.in)
 				}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +59,8 @@ type Config struct {
 	MaxTrackBitrate    int
 	MaxTrackPacketRate int
 	// MaxSections is the most media sections an SFU offer may hold, live and ended ones
-	// (Pion does not reuse them); 0 means as many as fit in one signaling message
+	// (a new forwarded track takes over an ended one's section, sync, but the participant's
+	// own ended sections stay); 0 means as many as fit in one signaling message
 	// (fitsMessage). A participant whose offer would hold more gets no offer but an error
 	// too_large, on which Parley's clients leave the session and join it again, with a new
 	// peer connection.
@@ -181,6 +183,7 @@ type participant struct {
 	id      string
 	room    *room
 	pc      *webrtc.PeerConnection
+	api     *webrtc.API // pc's: new senders for reused media sections come from it
 	neg     negotiator
 	gone    bool
 	pending []webrtc.ICECandidateInit // remote candidates before the remote description
@@ -209,6 +212,15 @@ type participant struct {
 	// as of the last offer. An offer makes subs equal to want.
 	want map[*forwarder]bool
 	subs map[*forwarder]*subscription
+	// ending holds the transceivers whose forwarded track the SFU's offer in flight removes
+	// (their media sections go inactive); once the answer is in they are free, and a later
+	// forwarded track of their kind takes one over (sync), so the peer connection does not
+	// grow a media section for every track that ever came and went.
+	ending, free []*webrtc.RTPTransceiver
+	// noReuse: the participant is Firefox, which does not decode video in a media section
+	// taken over this way (its receiver counts the packets, but assembles no frame: seen
+	// with Firefox 153 ESR), so every track gets a section of its own.
+	noReuse bool
 }
 
 // publication is where a published track comes from in the publisher's peer connection.
@@ -219,6 +231,7 @@ type publication struct {
 
 type subscription struct {
 	down       *downTrack
+	tr         *webrtc.RTPTransceiver
 	sender     *webrtc.RTPSender
 	negotiated bool // an answer has covered it
 }
@@ -447,16 +460,16 @@ func (s *SFU) join(r *room, userID string) {
 			return
 		}
 	}
-	pc, estimator, responder, out, err := s.newPeerConnection()
-	if err != nil {
+	p := &participant{id: userID, room: r, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{},
+		offerRate: rate.NewLimiter(offerRate, offerBurst),
+		pubs:      map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
+	if err := s.newPeerConnection(p); err != nil {
 		s.log.Error("new peer connection", "session", sessionID, "user", userID, "err", err)
 		s.cfg.Send(userID, protocol.Error{Code: protocol.CodeUnsupported,
 			Message: fmt.Sprintf("the SFU could not make a peer connection for you: %v", err)})
 		return
 	}
-	p := &participant{id: userID, room: r, pc: pc, want: map[*forwarder]bool{}, subs: map[*forwarder]*subscription{},
-		estimator: estimator, responder: responder, out: out, offerRate: rate.NewLimiter(offerRate, offerBurst),
-		pubs: map[*forwarder]publication{}, streams: map[string]string{}, topMid: -1}
+	pc, out := p.pc, p.out
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		s.cfg.Send(userID, rtcapi.CandidateMessage(sessionID, "", c))
 	})
@@ -486,11 +499,11 @@ func (s *SFU) join(r *room, userID string) {
 	s.log.Debug("participant joined", "session", sessionID, "user", userID, "tracks", len(p.want))
 }
 
-// newPeerConnection makes a participant's peer connection, with its bandwidth estimator,
-// NACK responder and SRTP write path (nil with Config.PionSRTP), over the media port's
-// addresses as they are now: an address that appeared since the last one is offered from
-// this one on.
-func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, *nackResponder, *srtpOut, error) {
+// newPeerConnection makes a participant's peer connection and API, with its bandwidth
+// estimator, NACK responder and SRTP write path (nil with Config.PionSRTP), over the media
+// port's addresses as they are now: an address that appeared since the last one is
+// offered from this one on.
+func (s *SFU) newPeerConnection(p *participant) error {
 	s.pcMu.Lock()
 	defer s.pcMu.Unlock()
 	if changed, err := s.media.refresh(); err != nil {
@@ -504,16 +517,18 @@ func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator
 	}
 	api, err := s.newAPI(out)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return err
 	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return err
 	}
 	if out != nil {
 		out.watch(pc)
 	}
-	return pc, s.bwe.take(), s.resp.take(), out, nil
+	p.pc, p.api, p.out = pc, api, out
+	p.estimator, p.responder = s.bwe.take(), s.resp.take()
+	return nil
 }
 
 // leave closes a member's peer connection and takes its tracks from the others.
@@ -550,6 +565,10 @@ func (s *SFU) closeParticipant(p *participant) {
 	p.gone = true
 	for f, sub := range p.subs {
 		f.removeSubscriber(sub.down)
+		// Stopping the sender ends its RTCP reader. Closing the peer connection stops the
+		// senders it has, but not one set after Pion closed it itself (on the other side's
+		// DTLS close_notify), which reuse guards against but could race.
+		_ = sub.sender.Stop()
 	}
 	if p.out != nil {
 		p.out.close()
@@ -739,6 +758,16 @@ func (p *participant) freeMid() string {
 	return strconv.Itoa(top + 1)
 }
 
+// fromFirefox reports whether an offer comes from Firefox, whose SDP origin (RFC 8866 §5.2)
+// has the user name "mozilla...THIS_IS_SDPARTA-<version>".
+func fromFirefox(sdpText string) bool {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(sdpText); err != nil {
+		return false
+	}
+	return strings.HasPrefix(parsed.Origin.Username, "mozilla...THIS_IS_SDPARTA")
+}
+
 // msidStreams returns the stream IDs an SDP's a=msid lines name (RFC 8830 §2).
 func msidStreams(sdpText string) map[string]bool {
 	out := map[string]bool{}
@@ -787,6 +816,7 @@ func (s *SFU) clientOffer(p *participant, offerSDP string) {
 	}
 	if first {
 		p.primary = msidStreams(offerSDP)
+		p.noReuse = fromFirefox(offerSDP)
 	}
 	if err := s.answer(p, offerSDP); err != nil {
 		s.log.Info("client offer", "session", p.room.id, "user", p.id, "err", err)
@@ -845,6 +875,9 @@ func (s *SFU) clientAnswer(p *participant, sdp string) {
 			Message: fmt.Sprintf("the SFU could not apply your answer: %v", err)})
 	} else {
 		s.flushCandidates(p)
+		// The media sections the offer ended are inactive now, free for new tracks.
+		p.free = append(p.free, p.ending...)
+		p.ending = nil
 		// An answer can stop tracks too: one the participant removed before it got the
 		// offer this answers (its offer saying so crossed ours and was ignored).
 		s.unpublishStopped(p)
@@ -880,7 +913,8 @@ func (s *SFU) flushCandidates(p *participant) {
 
 // offer brings the participant's senders in line with its subscriptions and offers.
 func (s *SFU) offer(p *participant) {
-	if err := s.sync(p); err != nil {
+	deferred, err := s.sync(p)
+	if err != nil {
 		s.log.Error("update subscriptions", "session", p.room.id, "user", p.id, "err", err)
 	}
 	o, err := p.pc.CreateOffer(nil)
@@ -906,10 +940,20 @@ func (s *SFU) offer(p *participant) {
 	s.offersSent.Add(1)
 	s.log.Debug("offer", "session", p.room.id, "user", p.id, "tracks", len(p.subs), "bytes", len(o.SDP))
 	s.cfg.Send(p.id, protocol.Offer{SessionID: p.room.id, SDP: o.SDP})
+	if deferred {
+		p.neg.Deferred()
+	}
 }
 
-func (s *SFU) sync(p *participant) error {
+// sync brings p's senders in line with what it should receive (want), for the offer about
+// to be made. A new track takes over the media section of one that ended, of its kind, once
+// the client has answered the offer that ended it (W3C webrtc-pc §4.4.1.6: the section went
+// inactive, so the track it carried ended; the new track in it is a new remote track). A new
+// track of a kind this same offer ends a track of waits for the next offer, to take over that
+// section then: deferred says so.
+func (s *SFU) sync(p *participant) (deferred bool, err error) {
 	var errs []error
+	ending := map[webrtc.RTPCodecType]bool{}
 	for f, sub := range p.subs {
 		if p.want[f] {
 			continue
@@ -917,6 +961,9 @@ func (s *SFU) sync(p *participant) error {
 		f.removeSubscriber(sub.down)
 		if err := p.pc.RemoveTrack(sub.sender); err != nil {
 			errs = append(errs, fmt.Errorf("remove track %s: %w", f.id, err))
+		} else {
+			p.ending = append(p.ending, sub.tr)
+			ending[sub.tr.Kind()] = true
 		}
 		delete(p.subs, f)
 	}
@@ -929,23 +976,24 @@ func (s *SFU) sync(p *participant) error {
 			errs = append(errs, fmt.Errorf("new track %s: %w", f.id, err))
 			continue
 		}
-		tr, err := p.pc.AddTransceiverFromTrack(local,
-			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		tr, err := p.reuse(local)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("add track %s: %w", f.id, err))
+			errs = append(errs, fmt.Errorf("reuse a media section for track %s: %w", f.id, err))
+		}
+		if tr == nil && ending[local.Kind()] {
+			deferred = true
 			continue
+		}
+		if tr == nil {
+			if tr, err = p.addTransceiver(local); err != nil {
+				errs = append(errs, fmt.Errorf("add track %s: %w", f.id, err))
+				continue
+			}
 		}
 		if cs := forwardedCodecs(tr.Sender().GetParameters().Codecs, f.codec); cs != nil {
 			if err := tr.SetCodecPreferences(cs); err != nil {
 				errs = append(errs, fmt.Errorf("codecs of track %s: %w", f.id, err))
 			}
-		}
-		// The SFU picks the mid: above every mid the participant has used, in offers the SFU
-		// ignored too. A client that keeps a rolled-back transceiver's mid (Pion does; the
-		// spec, W3C webrtc-pc §4.4.1.5, clears it) would otherwise find that mid on an SFU
-		// media section.
-		if err := tr.SetMid(p.freeMid()); err != nil {
-			errs = append(errs, fmt.Errorf("mid for track %s: %w", f.id, err))
 		}
 		sender := tr.Sender()
 		down := newDownTrack(local, f.clockRate, f.simulcast)
@@ -953,9 +1001,53 @@ func (s *SFU) sync(p *participant) error {
 		// become a key frame request to the publisher. Ends when the sender stops.
 		s.spawn(func() { f.readSubscriberRTCP(sender, down, &s.nacks, p.responder) })
 		f.addSubscriber(down)
-		p.subs[f] = &subscription{down: down, sender: sender}
+		p.subs[f] = &subscription{down: down, tr: tr, sender: sender}
 	}
-	return errors.Join(errs...)
+	return deferred, errors.Join(errs...)
+}
+
+// reuse puts track in a free media section of its kind, with a new sender, or returns nil
+// if there is none.
+func (p *participant) reuse(track *webrtc.TrackLocalStaticRTP) (*webrtc.RTPTransceiver, error) {
+	i := slices.IndexFunc(p.free, func(tr *webrtc.RTPTransceiver) bool { return tr.Kind() == track.Kind() })
+	if i < 0 || p.noReuse {
+		return nil, nil
+	}
+	if p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+		// Closed by the other side (DTLS close_notify) before its leave is handled: a
+		// sender set now would never be stopped, nor would its RTCP reader end.
+		return nil, errors.New("the peer connection is closed")
+	}
+	tr := p.free[i]
+	p.free = slices.Delete(p.free, i, i+1)
+	// Pion's AddTrack does not take over a section the remote side answered inactive, so
+	// the sender is set by hand; the transceiver goes from inactive to sendonly.
+	sender, err := p.api.NewRTPSender(track, p.pc.SCTP().Transport())
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.SetSender(sender, track); err != nil {
+		_ = sender.Stop()
+		return nil, err
+	}
+	return tr, nil
+}
+
+// addTransceiver adds a media section that sends track.
+func (p *participant) addTransceiver(track *webrtc.TrackLocalStaticRTP) (*webrtc.RTPTransceiver, error) {
+	tr, err := p.pc.AddTransceiverFromTrack(track,
+		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return nil, err
+	}
+	// The SFU picks the mid: above every mid the participant has used, in offers the SFU
+	// ignored too. A client that keeps a rolled-back transceiver's mid (Pion does; the
+	// spec, W3C webrtc-pc §4.4.1.5, clears it) would otherwise find that mid on an SFU
+	// media section.
+	if err := tr.SetMid(p.freeMid()); err != nil {
+		return tr, fmt.Errorf("mid: %w", err)
+	}
+	return tr, nil
 }
 
 // Stats is a snapshot of the SFU's state.
@@ -1006,6 +1098,9 @@ type ParticipantStats struct {
 	Subscribed        int `json:"subscribed"` // tracks forwarded to it, as of the last offer
 	// Stable: no offer is in flight or waiting, so Subscribed is what it receives.
 	Stable bool `json:"stable"`
+	// Sections is how many media sections its peer connection has: its own, those of the
+	// tracks forwarded to it, and ended ones not yet taken over by a new track.
+	Sections int `json:"sections"`
 	// SRTPDirect: the SFU's own SRTP write path carries what it sends this participant
 	// (srtpout.go); false until its peer connection is connected, and where that path
 	// cannot be used (the SFU is not the DTLS server, or the ICE pair is not on the media
@@ -1039,7 +1134,8 @@ func (s *SFU) Stats() Stats {
 		for _, p := range r.members {
 			ps := ParticipantStats{ID: p.id, Session: r.id, OffersSent: p.neg.offers, Glares: p.neg.glares,
 				OffersRateLimited: p.offersLimited, Published: len(p.published),
-				Subscribed: len(p.subs), Stable: p.neg.Stable(), SRTPDirect: p.out != nil && p.out.active()}
+				Subscribed: len(p.subs), Stable: p.neg.Stable(), Sections: len(p.pc.GetTransceivers()),
+				SRTPDirect: p.out != nil && p.out.active()}
 			for _, f := range p.published {
 				ps.Forwarded += f.packets.Load()
 			}
@@ -1058,9 +1154,9 @@ func (s *SFU) Stats() Stats {
 var errOfferTooLarge = errors.New("offer too large")
 
 // fitsMessage checks that an offer fits in one signaling message (protocol.MaxMessageSize)
-// as the server relays it. Every media section the participant's peer connection ever had
-// counts, those of tracks that ended too (Pion does not reuse them): about 1.1 KB each
-// (narrowCodecs), so some 55 sections fit, its own and forwarded ones.
+// as the server relays it. Every media section of the participant's peer connection
+// counts, ended ones too: about 1.1 KB each (narrowCodecs), so some 55 sections fit, its own
+// and forwarded ones.
 func fitsMessage(sessionID, sdp string) error {
 	b, err := protocol.Encode(protocol.Offer{SessionID: sessionID, From: protocol.ServerPeer, SDP: sdp})
 	if err != nil {

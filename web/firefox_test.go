@@ -141,6 +141,56 @@ func TestFirefoxGroup(t *testing.T) {
 				i+1, video, audio)
 		}
 	}
+	// A newcomer's tracks get media sections of their own: the SFU does not reuse those of
+	// the members who left for Firefox, which would not decode video in them (Firefox 153
+	// ESR counts the packets of a section taken over so, and assembles no frame).
+	var foxID string // the one member that is not a native peer
+	for _, p := range gsrv.sfu.Stats().Participants {
+		if !slices.Contains(gs.Participants, p.ID) {
+			foxID = p.ID
+		}
+	}
+	foxSections := func() (n int) {
+		for _, p := range gsrv.sfu.Stats().Participants {
+			if p.ID == foxID {
+				n = p.Sections
+			}
+		}
+		return n
+	}
+	// framesBySSRC is the frames decoded of each inbound video RTP stream (getStats).
+	const framesBySSRC = `(async () => {
+		const out = {};
+		const pc = window.parley && window.parley.pc;
+		if (pc) (await pc.getStats()).forEach(r => {
+			if (r.type === "inbound-rtp" && r.kind === "video") out[String(r.ssrc)] = r.framesDecoded || 0;
+		});
+		return out;
+	})()`
+	var old map[string]int
+	if err := ff.eval(framesBySSRC, &old); err != nil {
+		t.Fatal(err)
+	}
+	before := foxSections()
+	cfg := foxNativeConfig(t, gsrv.URL)
+	cfg.Join, cfg.Duration = s.SessionID, 10*time.Second
+	newcomer := runNative(t, cfg)
+	ff.waitFor(t, "Firefox decoding the newcomer's video", 60*time.Second, func() (bool, string) {
+		var now map[string]int
+		if err := ff.eval(framesBySSRC, &now); err != nil {
+			return false, err.Error()
+		}
+		for ssrc, n := range now {
+			if _, seen := old[ssrc]; !seen && n >= 30 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("frames decoded by SSRC %v (before the newcomer: %v)", now, old)
+	})
+	if after := foxSections(); after != before+2 {
+		t.Errorf("Firefox's peer connection has %d media sections with the newcomer in, %d before: want 2 more", after, before)
+	}
+	waitNative(t, newcomer)
 	ff.click(t, "hang-up")
 	ff.waitState(t, "ended", 15*time.Second, func(s pageState) bool { return s.State == "ended" })
 }
