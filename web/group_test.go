@@ -433,14 +433,17 @@ func waitCond(t *testing.T, timeout time.Duration, what string, cond func() bool
 	}
 }
 
-// TestGroupRejoin: once the SFU can offer a tab no more (here after 6 media sections; in
+// TestGroupRejoin: once the SFU can offer a tab no more (here over 5 media sections; in
 // production when an offer outgrows a signaling message), the tab leaves and joins again
-// with a new peer connection, and shows the newcomer its old connection could not take. The
-// tab hosts; native members B, then C, come and go, each leaving two ended sections in the
-// tab's connection; when D joins, the tab's next offer would hold 8.
+// with a new peer connection, and shows the newcomer its old connection could not take.
+// The SFU reuses the media sections of the tracks it forwarded, but the tab's own ended
+// ones stay. The tab hosts; native member B comes and goes (its two sections stay, free);
+// the tab shares its screen, stops, and shares again (two sections more, one ended): 6 in
+// all, so when D joins, the SFU's offer is too large. The screen share goes on in the new
+// connection (the tab's 3 and D's 2 sections), and D receives it.
 func TestGroupRejoin(t *testing.T) {
 	b := newBrowser(t, browserOpts{})
-	srv := startGroupServerWith(t, "", sfu.Config{LoopbackOnly: true, MaxSections: 6})
+	srv := startGroupServerWith(t, "", sfu.Config{LoopbackOnly: true, MaxSections: 5})
 	tb := newTab(t, b, "host")
 	tb.open(srv.URL + "/")
 	id := tb.newGroupCall()
@@ -463,28 +466,45 @@ func TestGroupRejoin(t *testing.T) {
 			return r.rep
 		}
 	}
-	alone := func() {
-		tb.waitFor("no one else in the call", 30*time.Second, func() (bool, string) {
-			gs, err := eval[groupState](tb, groupStateJS)
-			if err != nil {
-				return false, err.Error()
+	// settled waits until the SFU has n participants, none with an offer in flight, and
+	// the tab publishes the given number of tracks over a peer connection with the given
+	// number of media sections.
+	settled := func(what string, n, published, sections int) {
+		t.Helper()
+		tb.waitFor(what, 30*time.Second, func() (bool, string) {
+			st := srv.sfu.Stats()
+			ok := len(st.Participants) == n
+			for _, p := range st.Participants {
+				ok = ok && p.Stable
 			}
-			tb.checkNotEnded(gs.pageState)
-			return len(gs.Participants) == 0 && gs.Tiles == 0, fmt.Sprintf("participants %v, tiles %d", gs.Participants, gs.Tiles)
+			tab := slices.IndexFunc(st.Participants, func(p sfu.ParticipantStats) bool { return p.Published == published && p.Sections == sections })
+			return ok && tab >= 0, fmt.Sprintf("%+v", st.Participants)
 		})
 	}
-	for _, name := range []string{"B", "C"} {
-		stop := member(name)
-		tb.waitGroup(1)
-		stop()
-		alone()
+	stopB := member("B")
+	tb.waitGroup(1)
+	stopB()
+	settled("the tab alone, B's sections ended", 1, 2, 4)
+	share := func(want bool) {
+		tb.do(chromedp.WaitEnabled(chromedp.ID("share-screen")), chromedp.Click(chromedp.ID("share-screen")))
+		tb.waitScreen(fmt.Sprintf("the tab sharing its screen: %v", want), func(s screenState) bool {
+			return s.Sharing == want && (s.MineWidth > 0) == want
+		})
 	}
+	share(true)
+	share(false)
+	share(true)
+	settled("the tab sharing again", 1, 3, 6)
 	stopD := member("D")
 	gs := tb.waitGroup(1)
+	tb.waitScreen("the tab still sharing its screen after rejoining", func(s screenState) bool {
+		return s.Sharing && s.MineWidth > 0 && s.ScreenTiles == 1
+	})
+	settled("the tab rejoined, sharing", 2, 3, 5)
 	if len(gs.Frames) != 1 {
 		t.Errorf("the tab decodes %d videos after rejoining, want D's only: %v", len(gs.Frames), gs.Frames)
 	}
-	if name, err := eval[string](tb, `document.querySelector("#grid .tile:not(.me) .name").textContent`); err != nil || name != "D" {
+	if name, err := eval[string](tb, `document.querySelector("#grid .tile:not(.me):not(.mine) .name").textContent`); err != nil || name != "D" {
 		t.Errorf("the tab's tile after rejoining is named %q (%v), want D", name, err)
 	}
 	time.Sleep(2 * time.Second)
@@ -492,6 +512,15 @@ func TestGroupRejoin(t *testing.T) {
 	if rep.VideoFramesReceived < 30 || rep.AudioPacketsReceived == 0 {
 		t.Errorf("D received %d video frames and %d audio packets from the tab, want >= 30 and some",
 			rep.VideoFramesReceived, rep.AudioPacketsReceived)
+	}
+	var screenFrames int64
+	for _, tr := range rep.RemoteTracks {
+		if strings.Contains(tr.Participant, "~") && tr.Kind == "video" {
+			screenFrames += tr.VideoFrames
+		}
+	}
+	if screenFrames < 10 {
+		t.Errorf("D received %d frames of the tab's screen, want >= 10: %+v", screenFrames, rep.RemoteTracks)
 	}
 	for _, p := range srv.sfu.Stats().Participants {
 		t.Logf("sfu: %s: %d offers, subscribed %d", p.ID, p.OffersSent, p.Subscribed)

@@ -169,6 +169,14 @@ func (g *groupCall) onAnswer(m protocol.Answer) {
 	for _, sdp := range queued {
 		g.answerOffer(sdp)
 	}
+	if screen := g.c.resumeScreen; screen.Truthy() {
+		g.c.resumeScreen = js.Undefined()
+		if live(screen) {
+			g.startShare(screen)
+		} else {
+			stopTracks(screen)
+		}
+	}
 	g.c.render() // screen sharing is possible from now on
 }
 
@@ -229,9 +237,17 @@ func (g *groupCall) answerOffer(sdp string) {
 // rejoinGroup starts the group call afresh when the SFU can offer no more (error
 // too_large, docs/protocol.md "Offer size"): the media sections of every track that came
 // and went stay in a peer connection. The tab leaves the session and joins it again, and
-// on joined starts a new peer connection, as at first; a screen share stops.
+// on joined starts a new peer connection, as at first. A screen share goes on: its capture
+// is kept, and added to the new connection once the SFU has answered its first offer (the
+// others see it stop and start again).
 func (c *client) rejoinGroup() {
+	var screen js.Value
+	if g := c.group; g != nil && g.screen != nil {
+		screen = g.screen.stream
+		g.detachShare()
+	}
 	c.endCall()
+	c.resumeScreen = screen
 	c.setStatus("Reconnecting to the group call…", false)
 	c.sig.send(protocol.LeaveSession{SessionID: c.session})
 	c.sig.send(c.joinMessage(c.session))
@@ -615,10 +631,12 @@ func (c *client) endGroup() {
 	}
 	c.group = nil
 	if s := g.screen; s != nil {
-		g.screen = nil
+		g.detachShare()
 		s.track.Call("stop")
-		s.tile.video.Set("srcObject", js.Null())
-		s.tile.el.Call("remove")
+	}
+	if c.resumeScreen.Truthy() { // the call ends before the share could go on
+		stopTracks(c.resumeScreen)
+		c.resumeScreen = js.Undefined()
 	}
 	g.h.release()
 	if g.pc.Truthy() {

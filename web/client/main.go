@@ -66,6 +66,9 @@ type client struct {
 
 	call  *peerCall  // the peer-to-peer call, or nil
 	group *groupCall // the call through the SFU in a group session, or nil
+	// resumeScreen is the screen capture of a share that goes on once the group call's
+	// new peer connection is up (rejoinGroup), or undefined.
+	resumeScreen js.Value
 	// peers are the other members of the session, as the server told of them; names
 	// their display names, for those who gave one.
 	peers []string

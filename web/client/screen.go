@@ -126,14 +126,30 @@ func (g *groupCall) stopShare() {
 	if s == nil {
 		return
 	}
-	g.screen = nil
 	if g.pc.Truthy() && g.pc.Get("signalingState").String() != "closed" {
 		g.pc.Call("removeTrack", s.sender)
 	}
+	g.detachShare()
 	s.track.Call("stop")
+	g.syncTiles()
+}
+
+// detachShare forgets the screen share and removes its tile, leaving the capture running.
+func (g *groupCall) detachShare() {
+	s := g.screen
+	if s == nil {
+		return
+	}
+	g.screen = nil
 	s.tile.video.Set("srcObject", js.Null())
 	s.tile.el.Call("remove")
-	g.syncTiles()
+}
+
+// live reports whether a capture's video is still running (not ended by the browser's
+// own "Stop sharing").
+func live(stream js.Value) bool {
+	ts := stream.Call("getVideoTracks")
+	return ts.Length() > 0 && ts.Index(0).Get("readyState").String() == "live"
 }
 
 // screens are the stream IDs of the remote screen shares shown, in grid order.
