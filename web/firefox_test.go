@@ -158,17 +158,8 @@ func TestFirefoxGroup(t *testing.T) {
 		}
 		return n
 	}
-	// framesBySSRC is the frames decoded of each inbound video RTP stream (getStats).
-	const framesBySSRC = `(async () => {
-		const out = {};
-		const pc = window.parley && window.parley.pc;
-		if (pc) (await pc.getStats()).forEach(r => {
-			if (r.type === "inbound-rtp" && r.kind === "video") out[String(r.ssrc)] = r.framesDecoded || 0;
-		});
-		return out;
-	})()`
 	var old map[string]int
-	if err := ff.eval(framesBySSRC, &old); err != nil {
+	if err := ff.eval(framesBySSRCJS, &old); err != nil {
 		t.Fatal(err)
 	}
 	before := foxSections()
@@ -177,15 +168,10 @@ func TestFirefoxGroup(t *testing.T) {
 	newcomer := runNative(t, cfg)
 	ff.waitFor(t, "Firefox decoding the newcomer's video", 60*time.Second, func() (bool, string) {
 		var now map[string]int
-		if err := ff.eval(framesBySSRC, &now); err != nil {
+		if err := ff.eval(framesBySSRCJS, &now); err != nil {
 			return false, err.Error()
 		}
-		for ssrc, n := range now {
-			if _, seen := old[ssrc]; !seen && n >= 30 {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("frames decoded by SSRC %v (before the newcomer: %v)", now, old)
+		return newStream(old, now, 30), fmt.Sprintf("frames decoded by SSRC %v (before the newcomer: %v)", now, old)
 	})
 	if after := foxSections(); after != before+2 {
 		t.Errorf("Firefox's peer connection has %d media sections with the newcomer in, %d before: want 2 more", after, before)

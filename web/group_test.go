@@ -67,6 +67,28 @@ type groupState struct {
 	Frames []int `json:"frames"`
 }
 
+// framesBySSRCJS gives the frames decoded of each inbound video RTP stream (getStats
+// inbound-rtp), by SSRC: a stream that ended keeps its entry, so a new one is told apart.
+const framesBySSRCJS = `(async () => {
+	const out = {};
+	const pc = window.parley && window.parley.pc;
+	if (pc) (await pc.getStats()).forEach(r => {
+		if (r.type === "inbound-rtp" && r.kind === "video") out[String(r.ssrc)] = r.framesDecoded || 0;
+	});
+	return out;
+})()`
+
+// newStream reports whether now (framesBySSRCJS) has a stream that old had not, with at
+// least min frames decoded.
+func newStream(old, now map[string]int, min int) bool {
+	for ssrc, n := range now {
+		if _, seen := old[ssrc]; !seen && n >= min {
+			return true
+		}
+	}
+	return false
+}
+
 var groupStateJS = `(async () => {
 	const s = ` + pageStateJS + `;
 	s.frames = [];
@@ -440,7 +462,8 @@ func waitCond(t *testing.T, timeout time.Duration, what string, cond func() bool
 // ones stay. The tab hosts; native member B comes and goes (its two sections stay, free);
 // the tab shares its screen, stops, and shares again (two sections more, one ended): 6 in
 // all, so when D joins, the SFU's offer is too large. The screen share goes on in the new
-// connection (the tab's 3 and D's 2 sections), and D receives it.
+// connection (the tab's 3 and D's 2 sections), and D receives it. Then D leaves and E
+// joins: the tab decodes E's video in the sections D's tracks had.
 func TestGroupRejoin(t *testing.T) {
 	b := newBrowser(t, browserOpts{})
 	srv := startGroupServerWith(t, "", sfu.Config{LoopbackOnly: true, MaxSections: 5})
@@ -521,6 +544,23 @@ func TestGroupRejoin(t *testing.T) {
 	}
 	if screenFrames < 10 {
 		t.Errorf("D received %d frames of the tab's screen, want >= 10: %+v", screenFrames, rep.RemoteTracks)
+	}
+	// D leaves and E joins: E's tracks go in the sections D's had in the tab's connection,
+	// where the tab decodes E's video, and the connection keeps its 5 sections.
+	settled("the tab alone again, D's sections ended", 1, 3, 5)
+	old, err := eval[map[string]int](tb, framesBySSRCJS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopE := member("E")
+	tb.waitFor("the tab decoding E's video", 60*time.Second, func() (bool, string) {
+		now, err := eval[map[string]int](tb, framesBySSRCJS)
+		return err == nil && newStream(old, now, 30), fmt.Sprintf("frames decoded by SSRC %v (before E: %v; %v)", now, old, err)
+	})
+	settled("E in, in D's sections", 2, 3, 5)
+	stopE()
+	if n, err := eval[int](tb, `window.parley.rejoins || 0`); err != nil || n != 1 {
+		t.Errorf("the tab rejoined %d times (%v), want once: when D joined, not when E did", n, err)
 	}
 	for _, p := range srv.sfu.Stats().Participants {
 		t.Logf("sfu: %s: %d offers, subscribed %d", p.ID, p.OffersSent, p.Subscribed)

@@ -248,6 +248,8 @@ func (c *client) rejoinGroup() {
 	}
 	c.endCall()
 	c.resumeScreen = screen
+	c.rejoins++
+	c.parley().Set("rejoins", c.rejoins)
 	c.setStatus("Reconnecting to the group call…", false)
 	c.sig.send(protocol.LeaveSession{SessionID: c.session})
 	c.sig.send(c.joinMessage(c.session))

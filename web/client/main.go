@@ -69,6 +69,7 @@ type client struct {
 	// resumeScreen is the screen capture of a share that goes on once the group call's
 	// new peer connection is up (rejoinGroup), or undefined.
 	resumeScreen js.Value
+	rejoins      int // rejoinGroup calls, also window.parley.rejoins
 	// peers are the other members of the session, as the server told of them; names
 	// their display names, for those who gave one.
 	peers []string
