@@ -1009,8 +1009,11 @@ func (s *SFU) sync(p *participant) (deferred bool, err error) {
 // reuse puts track in a free media section of its kind, with a new sender, or returns nil
 // if there is none.
 func (p *participant) reuse(track *webrtc.TrackLocalStaticRTP) (*webrtc.RTPTransceiver, error) {
+	if p.noReuse {
+		return nil, nil
+	}
 	i := slices.IndexFunc(p.free, func(tr *webrtc.RTPTransceiver) bool { return tr.Kind() == track.Kind() })
-	if i < 0 || p.noReuse {
+	if i < 0 {
 		return nil, nil
 	}
 	if p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
@@ -1018,14 +1021,14 @@ func (p *participant) reuse(track *webrtc.TrackLocalStaticRTP) (*webrtc.RTPTrans
 		// sender set now would never be stopped, nor would its RTCP reader end.
 		return nil, errors.New("the peer connection is closed")
 	}
-	tr := p.free[i]
-	p.free = slices.Delete(p.free, i, i+1)
 	// Pion's AddTrack does not take over a section the remote side answered inactive, so
 	// the sender is set by hand; the transceiver goes from inactive to sendonly.
 	sender, err := p.api.NewRTPSender(track, p.pc.SCTP().Transport())
 	if err != nil {
 		return nil, err
 	}
+	tr := p.free[i]
+	p.free = slices.Delete(p.free, i, i+1) // taken, or unusable if what follows fails
 	if err := tr.SetSender(sender, track); err != nil {
 		_ = sender.Stop()
 		return nil, err
