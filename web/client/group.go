@@ -171,7 +171,7 @@ func (g *groupCall) onAnswer(m protocol.Answer) {
 	}
 	if screen := g.c.resumeScreen; screen.Truthy() {
 		g.c.resumeScreen = js.Undefined()
-		if live(screen) {
+		if liveTracks(screen, "video") > 0 { // not ended by the browser's own "Stop sharing"
 			g.startShare(screen)
 		} else {
 			stopTracks(screen)
@@ -235,9 +235,10 @@ func (g *groupCall) answerOffer(sdp string) {
 }
 
 // rejoinGroup starts the group call afresh when the SFU can offer no more (error
-// too_large, docs/protocol.md "Offer size"): the media sections of every track that came
-// and went stay in a peer connection. The tab leaves the session and joins it again, and
-// on joined starts a new peer connection, as at first. A screen share goes on: its capture
+// too_large, docs/protocol.md "Offer size"): the peer connection holds media sections that
+// carry nothing any more (the SFU reuses those of the tracks it forwarded, but not this
+// side's own, such as one per screen share). The tab leaves the session and joins it
+// again, and on joined starts a new peer connection, as at first. A screen share goes on: its capture
 // is kept, and added to the new connection once the SFU has answered its first offer (the
 // others see it stop and start again).
 func (c *client) rejoinGroup() {

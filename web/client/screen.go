@@ -145,13 +145,6 @@ func (g *groupCall) detachShare() {
 	s.tile.el.Call("remove")
 }
 
-// live reports whether a capture's video is still running (not ended by the browser's
-// own "Stop sharing").
-func live(stream js.Value) bool {
-	ts := stream.Call("getVideoTracks")
-	return ts.Length() > 0 && ts.Index(0).Get("readyState").String() == "live"
-}
-
 // screens are the stream IDs of the remote screen shares shown, in grid order.
 func (g *groupCall) screens() []any {
 	ids := []any{}
