@@ -314,9 +314,9 @@ func (f *forwarder) keyFrameOf(l *layer) {
 	_ = f.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
 }
 
-// readSubscriberRTCP reads what one subscriber sends about this track until its sender
-// stops. A PLI or FIR (RFC 5104 §4.3.1) becomes a key frame request to the publisher; a
-// NACK is answered from the layer's cache (retransmit) and counted.
+// readSubscriberRTCP reads what one subscriber sends about this track through Pion until
+// its sender stops: all of it where the SFU's SRTP path is off, and otherwise what that
+// path does not take (rtcpin.go).
 func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender, d *downTrack, nacks *nackCounts, resp *nackResponder) {
 	// A compound RTCP packet goes to every sender whose SSRC it names (in its receiver
 	// reports too): a NACK counts on the sender it is about.
@@ -332,20 +332,32 @@ func (f *forwarder) readSubscriberRTCP(sender *webrtc.RTPSender, d *downTrack, n
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				if f.simulcast {
-					f.keyFrameFor(d)
-				} else {
-					f.keyFrame()
-				}
+				f.keyFrameWanted(d)
 			case *rtcp.TransportLayerNack:
 				if webrtc.SSRC(p.MediaSSRC) == ssrc {
-					nacks.received.Add(1)
-					nacks.nacked.Add(nackedPackets(p))
-					if st := resp.stream(p.MediaSSRC); st != nil && f.video {
-						f.retransmit(d, st, p, time.Now())
-					}
+					f.nacked(d, p, nacks, resp)
 				}
 			}
 		}
+	}
+}
+
+// keyFrameWanted acts on a subscriber's PLI or FIR (RFC 5104 §4.3.1): a key frame request
+// to the publisher.
+func (f *forwarder) keyFrameWanted(d *downTrack) {
+	if f.simulcast {
+		f.keyFrameFor(d)
+	} else {
+		f.keyFrame()
+	}
+}
+
+// nacked acts on a subscriber's NACK of this track: counted, and answered from the
+// layer's cache (retransmit).
+func (f *forwarder) nacked(d *downTrack, n *rtcp.TransportLayerNack, nacks *nackCounts, resp *nackResponder) {
+	nacks.received.Add(1)
+	nacks.nacked.Add(nackedPackets(n))
+	if st := resp.stream(n.MediaSSRC); st != nil && f.video {
+		f.retransmit(d, st, n, time.Now())
 	}
 }

@@ -4,13 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v4"
 
 	"github.com/parley-rtc/parley/udpbatch"
 )
@@ -39,7 +43,26 @@ type mediaMux struct {
 	active []netip.Addr                 // those offered to new peer connections, sorted
 	mux    ice.UDPMux                   // over active
 	conns  []*udpbatch.Conn             // every socket, in the order bound
+
+	// rtcp maps the addresses a peer connection's packets come from to the SRTP path
+	// that takes its RTCP (rtcpin.go): the remote address of its selected ICE pair, and
+	// those its STUN requests to its local ufrag come from (ufrags). Replaced, never
+	// changed, so that a read looks them up without a lock.
+	rtcpMu sync.Mutex
+	rtcp   atomic.Pointer[map[icePair]*srtpOut]
+	ufrags atomic.Pointer[map[string]*srtpOut]
 }
+
+// icePair is a local address of the media port (which socket) and a remote address and
+// port.
+type icePair struct {
+	local  netip.Addr
+	remote netip.AddrPort
+}
+
+// maxRTCPAddrs bounds the remote addresses noted for one peer connection: a STUN request
+// naming its ufrag may come from anywhere.
+const maxRTCPAddrs = 8
 
 type boundAddr struct {
 	conn *udpbatch.Conn
@@ -134,7 +157,8 @@ func (m *mediaMux) bind(ip netip.Addr) (boundAddr, error) {
 		return boundAddr{}, fmt.Errorf("media port: %w", err)
 	}
 	m.conns = append(m.conns, b)
-	return boundAddr{conn: b, mux: ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: b})}, nil
+	tap := &rtcpTap{Conn: b, m: m, local: ip.Unmap()}
+	return boundAddr{conn: b, mux: ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: tap})}, nil
 }
 
 // current is the mux over the addresses offered now.
@@ -231,4 +255,129 @@ func (m *mediaMux) close() {
 	for _, c := range m.conns {
 		_ = c.Close()
 	}
+}
+
+// setRTCP makes o, while its SRTP path is on, take the RTCP that arrives over pair and
+// from the addresses its STUN requests to ufrag come from; with ufrag "" and pair's remote
+// invalid, o takes none.
+func (m *mediaMux) setRTCP(o *srtpOut, pair icePair, ufrag string) {
+	m.rtcpMu.Lock()
+	defer m.rtcpMu.Unlock()
+	addrs := map[icePair]*srtpOut{}
+	if old := m.rtcp.Load(); old != nil {
+		maps.Copy(addrs, *old)
+	}
+	maps.DeleteFunc(addrs, func(_ icePair, p *srtpOut) bool { return p == o })
+	if pair.remote.IsValid() {
+		addrs[pair] = o
+	}
+	m.rtcp.Store(&addrs)
+	ufrags := map[string]*srtpOut{}
+	if old := m.ufrags.Load(); old != nil {
+		maps.Copy(ufrags, *old)
+	}
+	maps.DeleteFunc(ufrags, func(_ string, p *srtpOut) bool { return p == o })
+	if ufrag != "" {
+		ufrags[ufrag] = o
+	}
+	m.ufrags.Store(&ufrags)
+}
+
+// rtcpFor is the SRTP path that takes the RTCP arriving over pair, or nil.
+func (m *mediaMux) rtcpFor(pair icePair) *srtpOut {
+	if t := m.rtcp.Load(); t != nil {
+		return (*t)[pair]
+	}
+	return nil
+}
+
+// stunFrom notes where a STUN request comes from: a peer connection sends its media from
+// where it sends its connectivity checks and consent checks (RFC 7675) on the pair it
+// uses, which need not be the pair the SFU's side selected (a host with a loopback and a
+// network address may send from one and receive on the other). The request's USERNAME is
+// "<the SFU's ufrag>:<the peer's>" (RFC 8445 §7.2.2), as pion/ice's mux reads it too. Its
+// integrity is not checked here: a request naming another's ufrag only sends that
+// address's RTCP to a context it does not decrypt with, and so on to Pion.
+func (m *mediaMux) stunFrom(pair icePair, b []byte) {
+	ufrags := m.ufrags.Load()
+	if ufrags == nil || len(*ufrags) == 0 {
+		return
+	}
+	msg := &stun.Message{Raw: b}
+	if msg.Decode() != nil || msg.Type != stun.BindingRequest {
+		return
+	}
+	user, err := msg.Get(stun.AttrUsername)
+	if err != nil {
+		return
+	}
+	local, _, _ := strings.Cut(string(user), ":")
+	o := (*ufrags)[local]
+	if o == nil || m.rtcpFor(pair) == o {
+		return
+	}
+	m.rtcpMu.Lock()
+	defer m.rtcpMu.Unlock()
+	if (*m.ufrags.Load())[local] != o { // gone meanwhile
+		return
+	}
+	addrs := map[icePair]*srtpOut{}
+	n := 0
+	for k, p := range *m.rtcp.Load() {
+		addrs[k] = p
+		if p == o {
+			n++
+		}
+	}
+	if n >= maxRTCPAddrs {
+		return
+	}
+	addrs[pair] = o
+	m.rtcp.Store(&addrs)
+}
+
+// rtcpTap is one media socket as pion/ice's UDP mux reads it: SRTCP from a peer connection
+// whose SRTP path takes it (rtcpin.go) is handled as it is read, and the mux never sees
+// it; everything else (STUN, DTLS, SRTP, other SRTCP) goes on to the mux.
+type rtcpTap struct {
+	*udpbatch.Conn
+	m     *mediaMux
+	local netip.Addr
+}
+
+// ReadFromAddrPort is the read pion/ice's mux makes (ice.AddrPortReaderWriter).
+func (t *rtcpTap) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
+	for {
+		n, from, err := t.Conn.ReadFromAddrPort(p)
+		if err != nil {
+			return n, from, err
+		}
+		pair := icePair{t.local, netip.AddrPortFrom(from.Addr().Unmap(), from.Port())}
+		if stun.IsMessage(p[:n]) {
+			t.m.stunFrom(pair, p[:n])
+			return n, from, nil
+		}
+		if !isRTCP(p[:n]) {
+			return n, from, nil
+		}
+		if o := t.m.rtcpFor(pair); o == nil || !o.readRTCP(p[:n]) {
+			return n, from, nil
+		}
+	}
+}
+
+// ReadFrom is ReadFromAddrPort for a reader that wants a net.Addr.
+func (t *rtcpTap) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := t.ReadFromAddrPort(p)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+// isRTCP tells an RTCP packet from the others sharing the port (RFC 7983 §7; RFC 5761 §4):
+// the first byte of RTP and RTCP is 128 to 191, and RTCP's packet types are 192 to 223
+// (where an RTP packet's marker bit and payload type could not be, as negotiated).
+func isRTCP(b []byte) bool {
+	return len(b) >= 8 && b[0] >= 128 && b[0] <= 191 && b[1] >= 192 && b[1] <= 223
 }

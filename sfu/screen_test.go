@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	pmedia "github.com/pion/webrtc/v4/pkg/media"
 
@@ -58,6 +59,8 @@ func loadVideo(t *testing.T, name string) *media.Stream {
 type remoteTrack struct {
 	packets atomic.Int64
 	ended   atomic.Bool
+	ssrc    uint32        // set before the track is seen
+	lastSeq atomic.Uint32 // of the last packet read
 }
 
 // client is one participant: a Pion peer connection, and one goroutine (run) that owns
@@ -87,6 +90,7 @@ type client struct {
 	glares    atomic.Int32 // glare errors from the SFU
 	tooMany   atomic.Int32 // too_many_tracks errors from the SFU
 	rollbacks atomic.Int32 // our offers rolled back for the SFU's
+	plis      atomic.Int32 // key frame requests (PLI) the SFU sent about what we publish
 	mu        sync.Mutex
 	remote    map[string]*remoteTrack // by stream ID
 	lastOffer string                  // the SFU's
@@ -111,7 +115,7 @@ func newClient(t *testing.T, s *sfu.SFU, api *webrtc.API, id string) *client {
 		s.Handle(msg)
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		rt := &remoteTrack{}
+		rt := &remoteTrack{ssrc: uint32(tr.SSRC())}
 		c.mu.Lock()
 		c.remote[tr.StreamID()] = rt
 		c.mu.Unlock()
@@ -119,10 +123,12 @@ func newClient(t *testing.T, s *sfu.SFU, api *webrtc.API, id string) *client {
 		go func() { // ends when the SFU stops the track or the peer connection closes
 			defer c.wg.Done()
 			for {
-				if _, _, err := tr.ReadRTP(); err != nil {
+				pkt, _, err := tr.ReadRTP()
+				if err != nil {
 					rt.ended.Store(true)
 					return
 				}
+				rt.lastSeq.Store(uint32(pkt.SequenceNumber))
 				rt.packets.Add(1)
 			}
 		}()
@@ -277,8 +283,14 @@ func (c *client) addTrack(track webrtc.TrackLocal) *webrtc.RTPSender {
 	go func() {
 		defer c.wg.Done()
 		for {
-			if _, _, err := sender.ReadRTCP(); err != nil {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
 				return
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					c.plis.Add(1)
+				}
 			}
 		}
 	}()

@@ -39,8 +39,9 @@ type Config struct {
 	Send func(to string, m protocol.Message)
 	// LoopbackOnly gathers only loopback ICE candidates, for tests on one machine.
 	LoopbackOnly bool
-	// PionSRTP leaves out the SFU's own SRTP write path (srtpout.go): every RTP packet to a
-	// participant then goes through Pion's SRTP session and ICE connection. For comparison.
+	// PionSRTP leaves out the SFU's own SRTP write path (srtpout.go) and SRTCP read path
+	// (rtcpin.go): every RTP packet to a participant then goes through Pion's SRTP session
+	// and ICE connection, and every RTCP packet from one through Pion's. For comparison.
 	PionSRTP bool
 	// MediaPort is the UDP port that carries every participant's media (ICE host
 	// candidates), on each local address; 0 means one the system picks at New.
@@ -94,6 +95,7 @@ type SFU struct {
 	overLimit  atomic.Uint64 // packets of published tracks over their rate limit
 	nacks      nackCounts
 	srtpDirect atomic.Uint64 // RTP packets sent by the SFU's own SRTP write path (srtpout.go)
+	rtcpDirect atomic.Uint64 // RTCP packets taken by its SRTCP read path (rtcpin.go)
 	bwe        estimators    // simulcast.go
 	resp       responders    // retransmit.go
 }
@@ -233,7 +235,8 @@ type subscription struct {
 	down       *downTrack
 	tr         *webrtc.RTPTransceiver
 	sender     *webrtc.RTPSender
-	negotiated bool // an answer has covered it
+	ssrc       uint32 // sender's
+	negotiated bool   // an answer has covered it
 }
 
 // New returns a running SFU.
@@ -513,7 +516,7 @@ func (s *SFU) newPeerConnection(p *participant) error {
 	}
 	var out *srtpOut
 	if !s.cfg.PionSRTP {
-		out = newSRTPOut(s.media, &s.srtpDirect)
+		out = newSRTPOut(s.media, &s.srtpDirect, &s.rtcpDirect)
 	}
 	api, err := s.newAPI(out)
 	if err != nil {
@@ -528,6 +531,9 @@ func (s *SFU) newPeerConnection(p *participant) error {
 	}
 	p.pc, p.api, p.out = pc, api, out
 	p.estimator, p.responder = s.bwe.take(), s.resp.take()
+	if out != nil {
+		out.rtcp.setup(p.estimator, p.responder, &s.nacks)
+	}
 	return nil
 }
 
@@ -959,6 +965,9 @@ func (s *SFU) sync(p *participant) (deferred bool, err error) {
 			continue
 		}
 		f.removeSubscriber(sub.down)
+		if p.out != nil {
+			p.out.rtcp.remove(sub.ssrc)
+		}
 		if err := p.pc.RemoveTrack(sub.sender); err != nil {
 			errs = append(errs, fmt.Errorf("remove track %s: %w", f.id, err))
 		} else {
@@ -998,10 +1007,18 @@ func (s *SFU) sync(p *participant) (deferred bool, err error) {
 		sender := tr.Sender()
 		down := newDownTrack(local, f.clockRate, f.simulcast)
 		// The subscriber's RTCP: NACKs are answered from the forwarder's cache; PLI and FIR
-		// become a key frame request to the publisher. Ends when the sender stops.
+		// become a key frame request to the publisher. The SFU's SRTCP read path takes what
+		// it can (rtcpin.go), this reader the rest; it ends when the sender stops.
 		s.spawn(func() { f.readSubscriberRTCP(sender, down, &s.nacks, p.responder) })
+		var ssrc uint32
+		if enc := sender.GetParameters().Encodings; len(enc) > 0 {
+			ssrc = uint32(enc[0].SSRC)
+		}
+		if p.out != nil {
+			p.out.rtcp.add(ssrc, f, down)
+		}
 		f.addSubscriber(down)
-		p.subs[f] = &subscription{down: down, tr: tr, sender: sender}
+		p.subs[f] = &subscription{down: down, tr: tr, sender: sender, ssrc: ssrc}
 	}
 	return deferred, errors.Join(errs...)
 }
@@ -1077,6 +1094,9 @@ type Stats struct {
 	// SRTPDirect is how many RTP packets, in total since New, the SFU encrypted and queued
 	// on the media port itself rather than through Pion's SRTP session (srtpout.go).
 	SRTPDirect uint64 `json:"srtp_direct"`
+	// RTCPDirect is how many SRTCP packets, in total since New, the SFU took off the media
+	// port and acted on itself rather than through Pion's SRTCP session (rtcpin.go).
+	RTCPDirect uint64 `json:"rtcp_direct"`
 	// OverLimit is how many RTP packets of published tracks the SFU dropped, in total
 	// since New, because they were over their track's rate limit (Config.MaxTrackBitrate,
 	// MaxTrackPacketRate).
@@ -1109,6 +1129,9 @@ type ParticipantStats struct {
 	// cannot be used (the SFU is not the DTLS server, or the ICE pair is not on the media
 	// port).
 	SRTPDirect bool `json:"srtp_direct"`
+	// RTCPDirect: RTCP packets from it the SFU took off the media port and acted on itself
+	// (rtcpin.go), since it joined.
+	RTCPDirect uint64 `json:"rtcp_direct"`
 	// Forwarded is how many RTP packets of its tracks were forwarded (once per packet,
 	// whatever the number of subscribers).
 	Forwarded uint64 `json:"forwarded"`
@@ -1128,7 +1151,7 @@ func (s *SFU) Stats() Stats {
 		NACKsReceived: s.nacks.received.Load(), NACKedPackets: s.nacks.nacked.Load(),
 		Retransmissions: s.nacks.retransmitted.Load(),
 		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load(),
-		Written: s.nacks.written.Load(), SRTPDirect: s.srtpDirect.Load(), OverLimit: s.overLimit.Load(), Media: s.media.stats()}
+		Written: s.nacks.written.Load(), SRTPDirect: s.srtpDirect.Load(), RTCPDirect: s.rtcpDirect.Load(), OverLimit: s.overLimit.Load(), Media: s.media.stats()}
 	for _, r := range s.rooms {
 		r.mu.Lock()
 		if len(r.members) > 0 {
@@ -1139,6 +1162,9 @@ func (s *SFU) Stats() Stats {
 				OffersRateLimited: p.offersLimited, Published: len(p.published),
 				Subscribed: len(p.subs), Stable: p.neg.Stable(), Sections: len(p.pc.GetTransceivers()),
 				SRTPDirect: p.out != nil && p.out.active()}
+			if p.out != nil {
+				ps.RTCPDirect = p.out.rtcp.taken.Load()
+			}
 			for _, f := range p.published {
 				ps.Forwarded += f.packets.Load()
 			}

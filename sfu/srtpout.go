@@ -123,36 +123,48 @@ func (k *dtlsKeys) ExportKeyingMaterial(label string, context []byte, length int
 	return prf.PHash(k.master, seed, length, prfHash(k.suite))
 }
 
-// outContext makes the SRTP context of what the SFU, the DTLS server, sends.
-func (k *dtlsKeys) outContext() (*srtp.Context, error) {
+// contexts makes the SRTP contexts of what the SFU, the DTLS server, sends (out) and of
+// the SRTCP the other side sends it (in, with SRTCP replay protection, RFC 3711 §3.3.2).
+func (k *dtlsKeys) contexts() (out, in *srtp.Context, err error) {
 	k.mu.Lock()
 	profile := srtp.ProtectionProfile(k.profile)
 	k.mu.Unlock()
 	if profile == 0 {
-		return nil, errNotDTLSServer
+		return nil, nil, errNotDTLSServer
 	}
 	cfg := srtp.Config{Profile: profile}
 	if err := cfg.ExtractSessionKeysFromDTLS(k, false); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ctx, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile)
-	if err == nil {
-		// The context has what it needs: the master secret goes (a new handshake logs
-		// its own).
-		k.mu.Lock()
-		clear(k.master)
-		k.master = nil
-		k.mu.Unlock()
+	out, err = srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile)
+	if err != nil {
+		return nil, nil, err
 	}
-	return ctx, err
+	in, err = srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, profile, srtp.SRTCPReplayProtection(rtcpReplayWindow))
+	if err != nil {
+		return nil, nil, err
+	}
+	// The contexts have what they need: the master secret goes (a new handshake logs its
+	// own).
+	k.mu.Lock()
+	clear(k.master)
+	k.master = nil
+	k.mu.Unlock()
+	return out, in, nil
 }
 
+// rtcpReplayWindow is how many SRTCP indexes back a packet may be and still be taken, if
+// not seen before: Pion's SRTCP session uses the same.
+const rtcpReplayWindow = 64
+
 // srtpOut is one peer connection's SRTP write path, and the interceptor factory that puts it
-// under the others. Until on (activate), packets go down Pion's path.
+// under the others; and its SRTCP read path (rtcpin.go). Until on (activate), packets go
+// down Pion's paths.
 type srtpOut struct {
 	keys  dtlsKeys
 	media *mediaMux
 	count *atomic.Uint64 // the SFU's total of packets sent this way
+	rtcp  rtcpIn
 
 	on     atomic.Bool
 	mu     sync.Mutex // serialises writes, which come from every forwarder of the subscriber
@@ -160,14 +172,17 @@ type srtpOut struct {
 	conn   *udpbatch.Conn // the socket of the ICE pair's local address
 	remote netip.AddrPort // the ICE pair's remote address
 	local  netip.Addr
+	tapped icePair // the pair whose RTCP the media port hands to rtcp, if on
+	ufrag  string  // the connection's local ICE ufrag, as of activate
 	closed bool
 	hdr    rtp.Header
 	plain  []byte
 	cipher []byte
 }
 
-func newSRTPOut(media *mediaMux, count *atomic.Uint64) *srtpOut {
-	return &srtpOut{media: media, count: count, plain: make([]byte, 0, maxRTP+100), cipher: make([]byte, 0, maxRTP+200)}
+func newSRTPOut(media *mediaMux, count, rtcpCount *atomic.Uint64) *srtpOut {
+	return &srtpOut{media: media, count: count, rtcp: rtcpIn{count: rtcpCount},
+		plain: make([]byte, 0, maxRTP+100), cipher: make([]byte, 0, maxRTP+200)}
 }
 
 // settings makes the SFU this connection's DTLS server when it answers, and hands
@@ -193,6 +208,7 @@ func (o *srtpOut) watch(pc *webrtc.PeerConnection) {
 func (o *srtpOut) setPair(pair *webrtc.ICECandidatePair) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	defer o.tap()
 	o.conn = nil
 	if pair == nil || pair.Local == nil || pair.Remote == nil {
 		o.on.Store(false)
@@ -209,15 +225,37 @@ func (o *srtpOut) setPair(pair *webrtc.ICECandidatePair) {
 	o.on.Store(o.conn != nil && o.ctx != nil && !o.closed)
 }
 
+// tap has the media port hand this connection's SRTCP read path the RTCP of its ICE pair,
+// and of the addresses its STUN requests come from, while the SRTP path is on, and none
+// otherwise; o.mu is held.
+func (o *srtpOut) tap() {
+	var want icePair
+	ufrag := ""
+	if o.on.Load() {
+		want, ufrag = icePair{o.local, o.remote}, o.ufrag
+	}
+	if want == o.tapped {
+		return
+	}
+	o.media.setRTCP(o, want, ufrag)
+	o.tapped = want
+}
+
 // activate turns the write path on once the peer connection is connected, which its DTLS
 // handshake then is. It reports why it cannot; the connection then stays on Pion's path.
 func (o *srtpOut) activate(pc *webrtc.PeerConnection) error {
-	ctx, err := o.keys.outContext()
+	ctx, in, err := o.keys.contexts()
 	if err != nil {
 		return err
 	}
+	o.rtcp.setContext(in)
+	var ufrag string
+	if params, err := pc.SCTP().Transport().ICETransport().GetLocalParameters(); err == nil {
+		ufrag = params.UsernameFragment
+	}
 	o.mu.Lock()
 	o.ctx = ctx
+	o.ufrag = ufrag
 	hasPair := o.conn != nil
 	o.mu.Unlock()
 	if !hasPair {
@@ -233,6 +271,7 @@ func (o *srtpOut) activate(pc *webrtc.PeerConnection) error {
 		return fmt.Errorf("the selected ICE pair's local address %v is not on the media port", o.local)
 	}
 	o.on.Store(!o.closed)
+	o.tap()
 	return nil
 }
 
@@ -241,6 +280,7 @@ func (o *srtpOut) close() {
 	o.mu.Lock()
 	o.closed = true
 	o.on.Store(false)
+	o.tap()
 	o.mu.Unlock()
 }
 

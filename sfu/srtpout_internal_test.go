@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 )
@@ -17,7 +18,7 @@ import (
 // TestDTLSKeys: the SRTP keying material dtlsKeys derives from the key log and the
 // ServerHello is what pion/dtls's own exporter gives, for a suite with SHA-256 and one with
 // SHA-384 as its PRF hash and with extended master secret on and off; and a packet
-// encrypted with outContext decrypts with the client's keys from pion/dtls.
+// encrypted with the out context decrypts with the client's keys from pion/dtls.
 func TestDTLSKeys(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -44,7 +45,7 @@ func TestDTLSKeys(t *testing.T) {
 				t.Fatalf("keying material\n got %x\nwant %x", got, want)
 			}
 
-			out, err := keys.outContext()
+			out, fromClient, err := keys.contexts()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,16 +70,37 @@ func TestDTLSKeys(t *testing.T) {
 			if !bytes.Equal(dec, plain) {
 				t.Fatalf("decrypted %x, want %x", dec, plain)
 			}
+
+			// And the other way: the SFU decrypts the client's SRTCP.
+			toSFU, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, cfg.Profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pli, _ := (&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: 42}).Marshal()
+			enc, err = toSFU.EncryptRTCP(nil, pli, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec, err = fromClient.DecryptRTCP(nil, enc, nil)
+			if err != nil {
+				t.Fatalf("the SFU cannot decrypt the client's RTCP: %v", err)
+			}
+			if !bytes.Equal(dec, pli) {
+				t.Fatalf("decrypted %x, want %x", dec, pli)
+			}
+			if _, err := fromClient.DecryptRTCP(nil, enc, nil); err == nil {
+				t.Fatal("the same SRTCP packet decrypted twice: no replay protection")
+			}
 		})
 	}
 }
 
 // TestDTLSKeysClient: where the SFU is the DTLS client it sends no ServerHello, and
-// outContext says so rather than derive wrong keys.
+// contexts says so rather than derive wrong keys.
 func TestDTLSKeysClient(t *testing.T) {
 	var keys dtlsKeys
-	if _, err := keys.outContext(); err == nil {
-		t.Fatal("outContext without a ServerHello: no error")
+	if _, _, err := keys.contexts(); err == nil {
+		t.Fatal("contexts without a ServerHello: no error")
 	}
 	_, _ = keys.Write([]byte("CLIENT_RANDOM 00 11\n"))
 	if _, err := keys.ExportKeyingMaterial(srtpExporterLabel, nil, 56); err == nil {

@@ -139,20 +139,24 @@ func (tb *tab) checkNotEnded(s pageState) {
 
 // checkSRTPDirect checks that the SFU's own SRTP write path (sfu/srtpout.go) carries what
 // it sends each of its n participants, whose browsers decode their remote videos, so
-// decrypt it. The SFU turns the path on as it handles each connection's news, so this
-// waits a little for it.
+// decrypt it; and that its own SRTCP read path (sfu/rtcpin.go) took RTCP from each, which
+// it decrypted with the keys it derived. The SFU turns the paths on as it handles each
+// connection's news, so this waits a little for it.
 func checkSRTPDirect(t *testing.T, s *sfu.SFU, n int) {
 	t.Helper()
 	var st sfu.Stats
-	direct := 0
+	direct, rtcpIn := 0, 0
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		st, direct = s.Stats(), 0
+		st, direct, rtcpIn = s.Stats(), 0, 0
 		for _, p := range st.Participants {
 			if p.SRTPDirect {
 				direct++
 			}
+			if p.RTCPDirect > 0 {
+				rtcpIn++
+			}
 		}
-		if (direct == n && len(st.Participants) == n && st.SRTPDirect > 0) || time.Now().After(deadline) {
+		if (direct == n && rtcpIn == n && len(st.Participants) == n && st.SRTPDirect > 0) || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -160,11 +164,15 @@ func checkSRTPDirect(t *testing.T, s *sfu.SFU, n int) {
 		if !p.SRTPDirect {
 			t.Errorf("participant %s: the SFU sends it media through Pion's SRTP session, not its own", p.ID)
 		}
+		if p.RTCPDirect == 0 {
+			t.Errorf("participant %s: the SFU took none of its RTCP on its own SRTCP read path", p.ID)
+		}
 	}
 	if direct != n || len(st.Participants) != n || st.SRTPDirect == 0 {
 		t.Errorf("%d of %d participants (want %d) on the SFU's SRTP write path, %d packets sent that way",
 			direct, len(st.Participants), n, st.SRTPDirect)
 	}
+	t.Logf("RTCP packets taken by the SFU's SRTCP read path: %d", st.RTCPDirect)
 }
 
 // checkParticipants checks that the tabs see each other: three distinct user IDs, each

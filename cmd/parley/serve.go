@@ -88,7 +88,7 @@ func serveFlags(fs *flag.FlagSet) *serveConfig {
 	fs.IntVar(&c.maxTrackPPS, "max-track-pps", sfu.DefaultMaxTrackPacketRate, "most RTP packets per second the SFU forwards of one published track; more are dropped (-1: no limit)")
 	fs.IntVar(&c.mediaPort, "media-port", 0, "UDP `port` of the SFU's media, for every participant of every group call, on each interface address; 0: one the system picks at start")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to `file`, on shutdown")
-	fs.BoolVar(&c.pionSRTP, "sfu-pion-srtp", false, "the SFU sends RTP through Pion's SRTP session instead of its own write path (for comparison)")
+	fs.BoolVar(&c.pionSRTP, "sfu-pion-srtp", false, "the SFU sends RTP and reads RTCP through Pion's SRTP sessions instead of its own paths (for comparison)")
 	fs.BoolVar(&c.sfuLoopback, "sfu-loopback", false, "the SFU gathers only loopback ICE candidates (for tests with every client on this machine)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGTERM or SIGINT, how long connections get to close before they are cut")
 	return c
@@ -375,6 +375,7 @@ type sfuHealthReport struct {
 	Retransmissions uint64         `json:"retransmissions"` // in answer to NACKs
 	OverLimit       uint64         `json:"over_limit"`      // RTP packets over a published track's rate limit, dropped
 	SRTPDirect      uint64         `json:"srtp_direct"`     // RTP packets sent through the SFU's own SRTP write path
+	RTCPDirect      uint64         `json:"rtcp_direct"`     // SRTCP packets taken by its own SRTCP read path
 	Media           udpbatch.Stats `json:"media"`           // the media port's datagrams and system calls
 }
 
@@ -384,7 +385,7 @@ func sfuHealth(s *sfu.SFU) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(sfuHealthReport{Rooms: st.Rooms, Participants: len(st.Participants),
 			Written: st.Written, Retransmissions: st.Retransmissions, OverLimit: st.OverLimit,
-			SRTPDirect: st.SRTPDirect, Media: st.Media})
+			SRTPDirect: st.SRTPDirect, RTCPDirect: st.RTCPDirect, Media: st.Media})
 	})
 }
 
