@@ -8,6 +8,9 @@
 // no delay: the writer wakes on the first datagram. The queue is bounded: a write that finds
 // it full waits for the writer to take what is queued (back pressure, as a blocking
 // sendto(2) gives), but at most MaxWait; then the datagram is dropped and counted.
+//
+// On Linux the socket's reads and writes are raw system calls, which the Go scheduler does
+// not see (sys_linux.go says why); elsewhere they go through x/net and net.
 package udpbatch
 
 import (
@@ -18,9 +21,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // Defaults of Options.
@@ -56,11 +56,11 @@ type Stats struct {
 // AddrPortReaderWriter). Writes never block and report no delivery error: as with any UDP
 // socket, a datagram may be lost; Stats counts the ones this side lost.
 type Conn struct {
-	c     *net.UDPConn
-	batch batchWriter
-	max   int // queue bound
-	size  int // datagrams per system call
-	wait  time.Duration
+	c    *net.UDPConn
+	out  *sender   // the writer goroutine's
+	in   *receiver // serialises reads
+	max  int       // queue bound
+	wait time.Duration
 
 	mu      sync.Mutex
 	queue   []*datagram
@@ -75,19 +75,10 @@ type Conn struct {
 	sent, batches, dropped, waits, errs atomic.Uint64
 }
 
-// batchWriter is what ipv4.PacketConn and ipv6.PacketConn have in common (their Message
-// types are one type): both send with sendmmsg(2), the address family taken from each
-// message's address.
-type batchWriter interface {
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-// datagram is one queued write. addr is set up so that &addr is a *net.UDPAddr that costs
-// no allocation: its IP points into ip.
+// datagram is one queued write.
 type datagram struct {
-	buf  []byte
-	addr net.UDPAddr
-	ip   [16]byte
+	buf []byte
+	to  netip.AddrPort
 }
 
 // maxDatagram is the buffer size pooled datagrams start with: a full Ethernet MTU. Larger
@@ -97,7 +88,7 @@ const maxDatagram = 1500
 // New wraps c; the Conn owns it from now on, and Close closes it. The writer goroutine runs
 // until Close.
 func New(c *net.UDPConn, o Options) (*Conn, error) {
-	la, ok := c.LocalAddr().(*net.UDPAddr)
+	_, ok := c.LocalAddr().(*net.UDPAddr)
 	if !ok {
 		return nil, fmt.Errorf("udpbatch: local address %v is not UDP", c.LocalAddr())
 	}
@@ -111,12 +102,15 @@ func New(c *net.UDPConn, o Options) (*Conn, error) {
 	if o.MaxWait == 0 {
 		o.MaxWait = DefaultMaxWait
 	}
-	b := &Conn{c: c, max: o.QueueLen, size: o.Batch, wait: o.MaxWait, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	if la.IP.To4() != nil {
-		b.batch = ipv4.NewPacketConn(c)
-	} else {
-		b.batch = ipv6.NewPacketConn(c)
+	out, err := newSender(c, o.Batch)
+	if err != nil {
+		return nil, fmt.Errorf("udpbatch: %w", err)
 	}
+	in, err := newReceiver(c)
+	if err != nil {
+		return nil, fmt.Errorf("udpbatch: %w", err)
+	}
+	b := &Conn{c: c, out: out, in: in, max: o.QueueLen, wait: o.MaxWait, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	b.pool.New = func() any { return &datagram{buf: make([]byte, 0, maxDatagram)} }
 	go b.writer()
 	return b, nil
@@ -127,7 +121,7 @@ func (b *Conn) ReadFrom(p []byte) (int, net.Addr, error) { return b.c.ReadFrom(p
 
 // ReadFromAddrPort reads a datagram without allocating its source address.
 func (b *Conn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
-	return b.c.ReadFromUDPAddrPort(p)
+	return b.in.read(p)
 }
 
 // WriteTo queues p for addr, which must be a *net.UDPAddr. It returns len(p) unless the
@@ -149,16 +143,7 @@ func (b *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 func (b *Conn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	d := b.pool.Get().(*datagram)
 	d.buf = append(d.buf[:0], p...)
-	ip := addr.Addr()
-	if ip.Is4() || ip.Is4In6() {
-		v4 := ip.Unmap().As4()
-		copy(d.ip[:], v4[:])
-		d.addr.IP = d.ip[:4]
-	} else {
-		d.ip = ip.As16()
-		d.addr.IP = d.ip[:16]
-	}
-	d.addr.Port, d.addr.Zone = int(addr.Port()), ip.Zone()
+	d.to = addr
 
 	b.mu.Lock()
 	var timeout *time.Timer // made on the slow path only
@@ -211,10 +196,6 @@ func (b *Conn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 // writer sends what is queued until Close, then what Close left queued.
 func (b *Conn) writer() {
 	defer close(b.done)
-	msgs := make([]ipv4.Message, b.size)
-	for i := range msgs {
-		msgs[i].Buffers = make([][]byte, 1)
-	}
 	var batch []*datagram // swapped with b.queue, so neither is reallocated in the steady state
 	for range b.wake {
 		for {
@@ -232,7 +213,7 @@ func (b *Conn) writer() {
 				}
 				break
 			}
-			b.send(batch, msgs)
+			b.send(batch)
 			for i, d := range batch {
 				b.pool.Put(d)
 				batch[i] = nil
@@ -241,17 +222,12 @@ func (b *Conn) writer() {
 	}
 }
 
-// send writes batch, b.size datagrams per system call. A datagram the kernel refuses is
+// send writes batch, Options.Batch datagrams per system call. A datagram the kernel refuses is
 // counted and skipped; the rest still go.
-func (b *Conn) send(batch []*datagram, msgs []ipv4.Message) {
+func (b *Conn) send(batch []*datagram) {
 	for len(batch) > 0 {
-		k := min(len(batch), len(msgs))
-		for i, d := range batch[:k] {
-			msgs[i].Buffers[0] = d.buf
-			msgs[i].Addr = &d.addr
-		}
-		n, err := b.batch.WriteBatch(msgs[:k], 0)
-		n = max(n, 0) // sendmmsg(2) returns -1 when the first datagram fails
+		k := min(len(batch), b.out.max())
+		n, err := b.out.send(batch[:k])
 		b.sent.Add(uint64(n))
 		if n > 0 {
 			b.batches.Add(1)
@@ -267,9 +243,6 @@ func (b *Conn) send(batch []*datagram, msgs []ipv4.Message) {
 			n++
 		}
 		batch = batch[n:]
-	}
-	for i := range msgs {
-		msgs[i].Buffers[0], msgs[i].Addr = nil, nil
 	}
 }
 

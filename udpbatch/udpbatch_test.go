@@ -268,37 +268,112 @@ func TestClose(t *testing.T) {
 	})
 }
 
-// Reads pass through: the Conn receives as a UDP socket does, and a read deadline works.
+// Reads return the datagram and its source address as net does (ReadFromAddrPort) and as a
+// net.Addr (ReadFrom), time out at the read deadline, and end with net.ErrClosed.
 func TestRead(t *testing.T) {
-	p := newPair(t, "127.0.0.1", udpbatch.Options{})
-	me := p.send.LocalAddr().(*net.UDPAddr)
-	if _, err := p.recv.WriteToUDP([]byte("hello"), me); err != nil {
+	loopbacks(t, func(t *testing.T, loopback string) {
+		p := newPair(t, loopback, udpbatch.Options{})
+		me := p.send.LocalAddr().(*net.UDPAddr)
+		buf := make([]byte, 100)
+		if err := p.send.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range []string{"hello", "again"} {
+			if _, err := p.recv.WriteToUDP([]byte(msg), me); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, from, err := p.send.ReadFrom(buf)
+		if err != nil || string(buf[:n]) != "hello" || from.String() != p.recv.LocalAddr().String() {
+			t.Fatalf("ReadFrom: %q from %v, %v", buf[:n], from, err)
+		}
+		n, fromAP, err := p.send.ReadFromAddrPort(buf)
+		if err != nil || string(buf[:n]) != "again" || fromAP != p.to {
+			t.Fatalf("ReadFromAddrPort: %q from %v, %v; want \"again\" from %v", buf[:n], fromAP, err, p.to)
+		}
+		// A datagram longer than the buffer is cut to it, as recvfrom(2) does.
+		if _, err := p.recv.WriteToUDP([]byte("a longer datagram"), me); err != nil {
+			t.Fatal(err)
+		}
+		if n, _, err := p.send.ReadFromAddrPort(buf[:4]); err != nil || string(buf[:n]) != "a lo" {
+			t.Fatalf("short buffer: %q, %v", buf[:n], err)
+		}
+		if err := p.send.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		var ne net.Error
+		if _, _, err := p.send.ReadFromAddrPort(buf); !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("read past the deadline: %v, want a timeout", err)
+		}
+		// A write deadline in the past does not stop writes.
+		if err := p.send.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		r := receive(t, p.recv)
+		if _, err := p.send.WriteToAddrPort(datagram(3, 0, 8), p.to); err != nil {
+			t.Fatal(err)
+		}
+		r.waitFor(t, 1)
+		if err := p.send.SetReadDeadline(time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		// Close ends a read in progress with net.ErrClosed.
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := p.send.ReadFromAddrPort(buf)
+			done <- err
+		}()
+		time.Sleep(50 * time.Millisecond)
+		if err := p.send.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("read during Close: %v, want net.ErrClosed", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a read in progress did not end at Close")
+		}
+	})
+}
+
+// A dual-stack socket reports its IPv4 peers as IPv4-mapped IPv6 addresses, as net does,
+// and sends to them given either form.
+func TestDualStack(t *testing.T) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6unspecified})
+	if err != nil {
+		t.Fatalf("dual-stack socket: %v", err)
+	}
+	b, err := udpbatch.New(c, udpbatch.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 100)
-	if err := p.send.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+	defer b.Close()
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	n, from, err := p.send.ReadFrom(buf)
-	if err != nil || string(buf[:n]) != "hello" || from.String() != p.recv.LocalAddr().String() {
-		t.Fatalf("read %q from %v, %v", buf[:n], from, err)
-	}
-	if err := p.send.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+	defer peer.Close()
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(b.LocalAddr().(*net.UDPAddr).Port))
+	if _, err := peer.WriteToUDPAddrPort([]byte("hi"), to); err != nil {
 		t.Fatal(err)
 	}
-	var ne net.Error
-	if _, _, err := p.send.ReadFromAddrPort(buf); !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("read past the deadline: %v, want a timeout", err)
+	buf := make([]byte, 10)
+	_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, from, err := b.ReadFromAddrPort(buf)
+	peerAddr := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	want := netip.AddrPortFrom(netip.AddrFrom16(peerAddr.Addr().As16()), peerAddr.Port())
+	if err != nil || from != want {
+		t.Fatalf("read from %v, %v; want %v", from, err, want)
 	}
-	// A write deadline in the past does not stop writes.
-	if err := p.send.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
-		t.Fatal(err)
+	r := receive(t, peer)
+	for i, addr := range []netip.AddrPort{from, peerAddr} {
+		if _, err := b.WriteToAddrPort(datagram(1, uint32(i), 8), addr); err != nil {
+			t.Fatal(err)
+		}
 	}
-	r := receive(t, p.recv)
-	if _, err := p.send.WriteToAddrPort(datagram(3, 0, 8), p.to); err != nil {
-		t.Fatal(err)
-	}
-	r.waitFor(t, 1)
+	r.waitFor(t, 2)
 }
 
 // A datagram the kernel refuses (here: an IPv6 destination for an IPv4 socket) is counted,

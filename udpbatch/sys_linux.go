@@ -1,0 +1,222 @@
+//go:build linux
+
+package udpbatch
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// On Linux the socket's system calls are made here, with unix.RawSyscall6 in the callbacks
+// of its syscall.RawConn: the read or write itself, and the wait for the socket to be ready
+// in Go's network poller as usual. A raw system call does not tell the Go scheduler it is
+// in one (no entersyscall): the goroutine keeps its P, which is what these short,
+// non-blocking calls need. The ordinary entry is what costs. Each call through it wakes the
+// runtime's monitor thread if it was asleep (the process idle between two packets), which
+// then polls every 20 µs for the next millisecond or more, and may hand the P of a long
+// sendmmsg(2) to another thread; at 200 subscribers that monitor took a tenth of the SFU's
+// CPU. The cost of a raw call: a stop-the-world pause waits for it, at most one batch.
+
+// mmsghdr is struct mmsghdr of sendmmsg(2); Go pads it to the alignment of Msghdr, as C
+// does.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// sockaddr holds a struct sockaddr_in6, or a sockaddr_in, which is shorter and aligned
+// alike.
+type sockaddr = unix.RawSockaddrInet6
+
+// sender sends batches with sendmmsg(2). It is the writer goroutine's.
+type sender struct {
+	rc    syscall.RawConn
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	addrs []sockaddr
+	k     int // datagrams in this call
+	n     int // sent, or -1
+	errno syscall.Errno
+	fn    func(fd uintptr) bool // s.call, bound once: a read or write costs no allocation
+}
+
+func newSender(c *net.UDPConn, size int) (*sender, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	s := &sender{rc: rc, hdrs: make([]mmsghdr, size), iovs: make([]unix.Iovec, size), addrs: make([]sockaddr, size)}
+	for i := range s.hdrs {
+		s.hdrs[i].hdr.Iov = &s.iovs[i]
+		s.hdrs[i].hdr.Iovlen = 1
+		s.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&s.addrs[i]))
+	}
+	s.fn = s.call
+	return s, nil
+}
+
+// max is the most datagrams one send takes.
+func (s *sender) max() int { return len(s.hdrs) }
+
+// send sends batch (at most s.max() datagrams) with one system call, or more if the socket's
+// buffer fills. It returns how many were sent; an error is that of the datagram after them.
+func (s *sender) send(batch []*datagram) (int, error) {
+	for i, d := range batch {
+		s.iovs[i].Base = unsafe.SliceData(d.buf)
+		s.iovs[i].SetLen(len(d.buf))
+		s.hdrs[i].hdr.Namelen = putSockaddr(&s.addrs[i], d.to)
+	}
+	s.k = len(batch)
+	err := s.rc.Write(s.fn)
+	n := s.n
+	for i := range batch {
+		s.iovs[i].Base = nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 {
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(batch[0].to), Err: s.errno}
+	}
+	return n, nil
+}
+
+func (s *sender) call(fd uintptr) bool {
+	for {
+		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(s.k), 0, 0, 0)
+		switch errno {
+		case 0:
+			s.n = int(n)
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // the socket's buffer is full: wait until it is writable
+		}
+		s.n, s.errno = -1, errno
+		return true
+	}
+}
+
+// putSockaddr writes a as a sockaddr_in (IPv4, or IPv4-mapped IPv6) or sockaddr_in6 and
+// returns its length.
+func putSockaddr(sa *sockaddr, a netip.AddrPort) uint32 {
+	ip := a.Addr()
+	if ip.Is4() || ip.Is4In6() {
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		p.Family = unix.AF_INET
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&p.Port))[:], a.Port())
+		p.Addr = ip.Unmap().As4()
+		p.Zero = [8]uint8{}
+		return unix.SizeofSockaddrInet4
+	}
+	p := sa
+	p.Family = unix.AF_INET6
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&p.Port))[:], a.Port())
+	p.Flowinfo = 0
+	p.Addr = ip.As16()
+	p.Scope_id = 0
+	if z := ip.Zone(); z != "" {
+		if i, err := strconv.Atoi(z); err == nil {
+			p.Scope_id = uint32(i)
+		} else if ifi, err := net.InterfaceByName(z); err == nil {
+			p.Scope_id = uint32(ifi.Index)
+		}
+	}
+	return unix.SizeofSockaddrInet6
+}
+
+// receiver reads datagrams with recvfrom(2). Reads are serialised: the SFU's socket has one
+// reader (pion/ice's mux), and a mutex nobody else holds costs little.
+type receiver struct {
+	c     *net.UDPConn
+	rc    syscall.RawConn
+	mu    sync.Mutex
+	p     []byte
+	from  unix.RawSockaddrAny
+	flen  uint32
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
+}
+
+func newReceiver(c *net.UDPConn) (*receiver, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	r := &receiver{c: c, rc: rc}
+	r.fn = r.call
+	return r, nil
+}
+
+func (r *receiver) read(p []byte) (int, netip.AddrPort, error) {
+	if len(p) == 0 {
+		return r.c.ReadFromUDPAddrPort(p)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.p = p
+	err := r.rc.Read(r.fn)
+	r.p = nil
+	if err != nil {
+		if op, ok := err.(*net.OpError); ok { // "raw-read": report it as a read
+			err = op.Err
+		}
+		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Source: r.c.LocalAddr(), Err: err}
+	}
+	if r.errno != 0 {
+		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Source: r.c.LocalAddr(), Err: r.errno}
+	}
+	return r.n, fromSockaddr(&r.from), nil
+}
+
+func (r *receiver) call(fd uintptr) bool {
+	for {
+		r.flen = unix.SizeofSockaddrAny
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.p[0])), uintptr(len(r.p)), 0,
+			uintptr(unsafe.Pointer(&r.from)), uintptr(unsafe.Pointer(&r.flen)))
+		switch errno {
+		case 0:
+			r.n, r.errno = int(n), 0
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // nothing to read: wait in the poller
+		}
+		r.n, r.errno = 0, errno
+		return true
+	}
+}
+
+// fromSockaddr is the address of a sockaddr_in or sockaddr_in6, as net's ReadFromUDPAddrPort
+// gives it (an IPv6 socket's IPv4 peers as IPv4-mapped addresses).
+func fromSockaddr(sa *unix.RawSockaddrAny) netip.AddrPort {
+	switch sa.Addr.Family {
+	case unix.AF_INET:
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p.Port))[:])
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), port)
+	case unix.AF_INET6:
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p.Port))[:])
+		ip := netip.AddrFrom16(p.Addr)
+		if p.Scope_id != 0 {
+			zone := strconv.Itoa(int(p.Scope_id))
+			if ifi, err := net.InterfaceByIndex(int(p.Scope_id)); err == nil {
+				zone = ifi.Name
+			}
+			ip = ip.WithZone(zone)
+		}
+		return netip.AddrPortFrom(ip, port)
+	}
+	return netip.AddrPort{}
+}

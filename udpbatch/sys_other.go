@@ -1,0 +1,61 @@
+//go:build !linux
+
+package udpbatch
+
+import (
+	"net"
+	"net/netip"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Elsewhere than Linux, x/net sends the batches (sendmmsg(2) where the system has it, one
+// datagram per call otherwise) and net reads.
+
+// batchWriter is what ipv4.PacketConn and ipv6.PacketConn have in common (their Message
+// types are one type).
+type batchWriter interface {
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+type sender struct {
+	w     batchWriter
+	msgs  []ipv4.Message
+	addrs []net.UDPAddr
+}
+
+func newSender(c *net.UDPConn, size int) (*sender, error) {
+	s := &sender{msgs: make([]ipv4.Message, size), addrs: make([]net.UDPAddr, size)}
+	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
+		s.w = ipv4.NewPacketConn(c)
+	} else {
+		s.w = ipv6.NewPacketConn(c)
+	}
+	for i := range s.msgs {
+		s.msgs[i].Buffers = make([][]byte, 1)
+	}
+	return s, nil
+}
+
+func (s *sender) max() int { return len(s.msgs) }
+
+func (s *sender) send(batch []*datagram) (int, error) {
+	for i, d := range batch {
+		ip := d.to.Addr().Unmap()
+		s.addrs[i] = net.UDPAddr{IP: ip.AsSlice(), Port: int(d.to.Port()), Zone: ip.Zone()}
+		s.msgs[i].Buffers[0] = d.buf
+		s.msgs[i].Addr = &s.addrs[i]
+	}
+	n, err := s.w.WriteBatch(s.msgs[:len(batch)], 0)
+	for i := range batch {
+		s.msgs[i].Buffers[0], s.msgs[i].Addr = nil, nil
+	}
+	return max(n, 0), err
+}
+
+type receiver struct{ c *net.UDPConn }
+
+func newReceiver(c *net.UDPConn) (*receiver, error) { return &receiver{c}, nil }
+
+func (r *receiver) read(p []byte) (int, netip.AddrPort, error) { return r.c.ReadFromUDPAddrPort(p) }
