@@ -45,6 +45,7 @@ type sender struct {
 	n     int // sent, or -1
 	errno syscall.Errno
 	fn    func(fd uintptr) bool // s.call, bound once: a read or write costs no allocation
+	zones zones
 }
 
 func newSender(c *net.UDPConn, size int) (*sender, error) {
@@ -71,7 +72,7 @@ func (s *sender) send(batch []*datagram) (int, error) {
 	for i, d := range batch {
 		s.iovs[i].Base = unsafe.SliceData(d.buf)
 		s.iovs[i].SetLen(len(d.buf))
-		s.hdrs[i].hdr.Namelen = putSockaddr(&s.addrs[i], d.to)
+		s.hdrs[i].hdr.Namelen = putSockaddr(&s.addrs[i], d.to, &s.zones)
 	}
 	s.k = len(batch)
 	err := s.rc.Write(s.fn)
@@ -107,7 +108,7 @@ func (s *sender) call(fd uintptr) bool {
 
 // putSockaddr writes a as a sockaddr_in (IPv4, or IPv4-mapped IPv6) or sockaddr_in6 and
 // returns its length.
-func putSockaddr(sa *sockaddr, a netip.AddrPort) uint32 {
+func putSockaddr(sa *sockaddr, a netip.AddrPort, z *zones) uint32 {
 	ip := a.Addr()
 	if ip.Is4() || ip.Is4In6() {
 		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
@@ -122,15 +123,56 @@ func putSockaddr(sa *sockaddr, a netip.AddrPort) uint32 {
 	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&p.Port))[:], a.Port())
 	p.Flowinfo = 0
 	p.Addr = ip.As16()
-	p.Scope_id = 0
-	if z := ip.Zone(); z != "" {
-		if i, err := strconv.Atoi(z); err == nil {
-			p.Scope_id = uint32(i)
-		} else if ifi, err := net.InterfaceByName(z); err == nil {
-			p.Scope_id = uint32(ifi.Index)
-		}
-	}
+	p.Scope_id = z.index(ip.Zone())
 	return unix.SizeofSockaddrInet6
+}
+
+// zones maps IPv6 zones (RFC 4007 §11) to interface indexes and back, remembering what it
+// looked up: a lookup lists the interfaces, too slow for every packet. Its owner serialises
+// its use. The SFU's media port binds no link-local address, so it rarely sees one.
+type zones struct {
+	byName  map[string]uint32
+	byIndex map[uint32]string
+}
+
+// index is the interface index of zone: its number, or its interface's; 0 for none.
+func (z *zones) index(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if i, ok := z.byName[zone]; ok {
+		return i
+	}
+	var i uint32
+	if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+		i = uint32(n)
+	} else if ifi, err := net.InterfaceByName(zone); err == nil {
+		i = uint32(ifi.Index)
+	}
+	if z.byName == nil {
+		z.byName = map[string]uint32{}
+	}
+	z.byName[zone] = i
+	return i
+}
+
+// name is the zone of interface index i: its interface's name, or the number.
+func (z *zones) name(i uint32) string {
+	if i == 0 {
+		return ""
+	}
+	if n, ok := z.byIndex[i]; ok {
+		return n
+	}
+	n := strconv.FormatUint(uint64(i), 10)
+	if ifi, err := net.InterfaceByIndex(int(i)); err == nil {
+		n = ifi.Name
+	}
+	if z.byIndex == nil {
+		z.byIndex = map[uint32]string{}
+	}
+	z.byIndex[i] = n
+	return n
 }
 
 // receiver reads datagrams with recvfrom(2). Reads are serialised: the SFU's socket has one
@@ -145,6 +187,7 @@ type receiver struct {
 	n     int
 	errno syscall.Errno
 	fn    func(fd uintptr) bool
+	zones zones
 }
 
 func newReceiver(c *net.UDPConn) (*receiver, error) {
@@ -175,7 +218,7 @@ func (r *receiver) read(p []byte) (int, netip.AddrPort, error) {
 	if r.errno != 0 {
 		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Source: r.c.LocalAddr(), Err: r.errno}
 	}
-	return r.n, fromSockaddr(&r.from), nil
+	return r.n, fromSockaddr(&r.from, &r.zones), nil
 }
 
 func (r *receiver) call(fd uintptr) bool {
@@ -199,7 +242,7 @@ func (r *receiver) call(fd uintptr) bool {
 
 // fromSockaddr is the address of a sockaddr_in or sockaddr_in6, as net's ReadFromUDPAddrPort
 // gives it (an IPv6 socket's IPv4 peers as IPv4-mapped addresses).
-func fromSockaddr(sa *unix.RawSockaddrAny) netip.AddrPort {
+func fromSockaddr(sa *unix.RawSockaddrAny, z *zones) netip.AddrPort {
 	switch sa.Addr.Family {
 	case unix.AF_INET:
 		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
@@ -208,15 +251,7 @@ func fromSockaddr(sa *unix.RawSockaddrAny) netip.AddrPort {
 	case unix.AF_INET6:
 		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
 		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&p.Port))[:])
-		ip := netip.AddrFrom16(p.Addr)
-		if p.Scope_id != 0 {
-			zone := strconv.Itoa(int(p.Scope_id))
-			if ifi, err := net.InterfaceByIndex(int(p.Scope_id)); err == nil {
-				zone = ifi.Name
-			}
-			ip = ip.WithZone(zone)
-		}
-		return netip.AddrPortFrom(ip, port)
+		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr).WithZone(z.name(p.Scope_id)), port)
 	}
 	return netip.AddrPort{}
 }

@@ -23,10 +23,11 @@ type sender struct {
 	w     batchWriter
 	msgs  []ipv4.Message
 	addrs []net.UDPAddr
+	ips   [][16]byte // what addrs' IPs point into: no allocation per datagram
 }
 
 func newSender(c *net.UDPConn, size int) (*sender, error) {
-	s := &sender{msgs: make([]ipv4.Message, size), addrs: make([]net.UDPAddr, size)}
+	s := &sender{msgs: make([]ipv4.Message, size), addrs: make([]net.UDPAddr, size), ips: make([][16]byte, size)}
 	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
 		s.w = ipv4.NewPacketConn(c)
 	} else {
@@ -43,7 +44,12 @@ func (s *sender) max() int { return len(s.msgs) }
 func (s *sender) send(batch []*datagram) (int, error) {
 	for i, d := range batch {
 		ip := d.to.Addr().Unmap()
-		s.addrs[i] = net.UDPAddr{IP: ip.AsSlice(), Port: int(d.to.Port()), Zone: ip.Zone()}
+		s.ips[i] = ip.As16()
+		a := s.ips[i][:]
+		if ip.Is4() {
+			a = a[12:]
+		}
+		s.addrs[i] = net.UDPAddr{IP: a, Port: int(d.to.Port()), Zone: ip.Zone()}
 		s.msgs[i].Buffers[0] = d.buf
 		s.msgs[i].Addr = &s.addrs[i]
 	}
@@ -51,7 +57,7 @@ func (s *sender) send(batch []*datagram) (int, error) {
 	for i := range batch {
 		s.msgs[i].Buffers[0], s.msgs[i].Addr = nil, nil
 	}
-	return max(n, 0), err
+	return max(n, 0), err // sendmmsg(2) returns -1 when the first datagram fails
 }
 
 type receiver struct{ c *net.UDPConn }
