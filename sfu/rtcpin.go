@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/srtp/v3"
 )
@@ -34,7 +33,7 @@ type rtcpIn struct {
 	taken atomic.Uint64  // this connection's
 
 	// Set once the connection's estimator and NACK responder exist (setup).
-	est   cc.BandwidthEstimator
+	est   *bandwidth
 	resp  *nackResponder
 	nacks *nackCounts
 
@@ -55,7 +54,7 @@ type rtcpSub struct {
 }
 
 // setup hands the read path what it acts on; call it before the connection negotiates.
-func (r *rtcpIn) setup(est cc.BandwidthEstimator, resp *nackResponder, nacks *nackCounts) {
+func (r *rtcpIn) setup(est *bandwidth, resp *nackResponder, nacks *nackCounts) {
 	r.mu.Lock()
 	r.est, r.resp, r.nacks = est, resp, nacks
 	r.mu.Unlock()
@@ -128,9 +127,7 @@ func (r *rtcpIn) read(pkt []byte) bool {
 		switch p := p.(type) {
 		case *rtcp.TransportLayerCC:
 			if r.est != nil {
-				// The estimator takes the packets it knows and skips the others; an error
-				// means it is closed: the connection is closing.
-				_ = r.est.WriteRTCP([]rtcp.Packet{p}, nil)
+				r.est.feedback(p)
 			}
 		case *rtcp.TransportLayerNack:
 			if s, ok := subs[p.MediaSSRC]; ok {

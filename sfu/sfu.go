@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
@@ -96,7 +96,6 @@ type SFU struct {
 	nacks      nackCounts
 	srtpDirect atomic.Uint64 // RTP packets sent by the SFU's own SRTP write path (srtpout.go)
 	rtcpDirect atomic.Uint64 // RTCP packets taken by its SRTCP read path (rtcpin.go)
-	bwe        estimators    // simulcast.go
 	resp       responders    // retransmit.go
 }
 
@@ -190,7 +189,7 @@ type participant struct {
 	gone    bool
 	pending []webrtc.ICECandidateInit // remote candidates before the remote description
 	// estimator is the bandwidth estimate of what the SFU sends it (simulcast.go).
-	estimator cc.BandwidthEstimator
+	estimator *bandwidth
 	responder *nackResponder // answers its NACKs (retransmit.go)
 	out       *srtpOut       // the SFU's SRTP write path to it; nil with Config.PionSRTP
 
@@ -279,16 +278,17 @@ func New(cfg Config) (*SFU, error) {
 // newAPI makes the API of one peer connection, over the media port's current addresses:
 // Pion's default interceptors but its NACK responder; before them, closest to the network,
 // the SFU's SRTP write path out (srtpout.go; nil for none), the counter of NACKs and
-// retransmissions (nack.go), the bandwidth estimation of what the SFU sends to each
-// participant (simulcast.go), and the SFU's own NACK responder (retransmit.go), whose
-// retransmissions pass the others. out learns the connection's DTLS handshake through the
+// retransmissions (nack.go), the bandwidth estimate of what the SFU sends to this
+// participant (bw, simulcast.go), the transport-wide sequence numbers it needs, and the
+// SFU's own NACK responder (retransmit.go), whose retransmissions pass the others and get
+// numbers of their own. out learns the connection's DTLS handshake through the
 // setting engine, so an API serves one peer connection.
-func (s *SFU) newAPI(out *srtpOut) (*webrtc.API, error) {
-	bwe, err := s.bwe.interceptors()
+func (s *SFU) newAPI(out *srtpOut, bw *bandwidth) (*webrtc.API, error) {
+	seq, err := twcc.NewHeaderExtensionInterceptor()
 	if err != nil {
-		return nil, fmt.Errorf("bandwidth estimation: %w", err)
+		return nil, fmt.Errorf("transport-wide sequence numbers: %w", err)
 	}
-	ics := append(append([]interceptor.Factory{nackCounter{&s.nacks}}, bwe...), &s.resp)
+	ics := []interceptor.Factory{nackCounter{&s.nacks}, bw, seq, &s.resp}
 	o := rtcapi.Options{LoopbackOnly: s.cfg.LoopbackOnly, UDPMux: s.media.current(), NoStats: true, NoNACKResponder: true}
 	if out != nil {
 		ics = append([]interceptor.Factory{out}, ics...)
@@ -518,7 +518,8 @@ func (s *SFU) newPeerConnection(p *participant) error {
 	if !s.cfg.PionSRTP {
 		out = newSRTPOut(s.media, &s.srtpDirect, &s.rtcpDirect)
 	}
-	api, err := s.newAPI(out)
+	bw := newBandwidth()
+	api, err := s.newAPI(out, bw)
 	if err != nil {
 		return err
 	}
@@ -530,7 +531,7 @@ func (s *SFU) newPeerConnection(p *participant) error {
 		out.watch(pc)
 	}
 	p.pc, p.api, p.out = pc, api, out
-	p.estimator, p.responder = s.bwe.take(), s.resp.take()
+	p.estimator, p.responder = bw, s.resp.take()
 	if out != nil {
 		out.rtcp.setup(p.estimator, p.responder, &s.nacks)
 	}
@@ -1135,9 +1136,9 @@ type ParticipantStats struct {
 	// Forwarded is how many RTP packets of its tracks were forwarded (once per packet,
 	// whatever the number of subscribers).
 	Forwarded uint64 `json:"forwarded"`
-	// EstimateKbps is the SFU's bandwidth estimate towards it (GCC on TWCC feedback),
-	// kbit/s; Subscriptions what it receives, with simulcast layers; Layers the layers of
-	// what it publishes (simulcast.go).
+	// EstimateKbps is the SFU's bandwidth estimate towards it (package bwe, from TWCC
+	// feedback), kbit/s; Subscriptions what it receives, with simulcast layers; Layers the
+	// layers of what it publishes (simulcast.go).
 	EstimateKbps  int                 `json:"estimate_kbps"`
 	Subscriptions []SubscriptionStats `json:"subscriptions,omitempty"`
 	Layers        []LayerStats        `json:"layers,omitempty"`
@@ -1169,7 +1170,7 @@ func (s *SFU) Stats() Stats {
 				ps.Forwarded += f.packets.Load()
 			}
 			if p.estimator != nil {
-				ps.EstimateKbps = p.estimator.GetTargetBitrate() / 1000
+				ps.EstimateKbps = p.estimator.target() / 1000
 			}
 			ps.Subscriptions, ps.Layers = s.subscriptionStats(p), layerStats(p)
 			st.Participants = append(st.Participants, ps)
