@@ -13,6 +13,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -98,10 +99,18 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats
 		}
 		ir.Add(resp)
 	}
-	ir.Add(gen)
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+	ir.Add(lazyStart{gen})
+	// What webrtc.ConfigureRTCPReports does, the receiver reports started lazily.
+	receiver, err := report.NewReceiverInterceptor()
+	if err != nil {
 		return err
 	}
+	sender, err := report.NewSenderInterceptor()
+	if err != nil {
+		return err
+	}
+	ir.Add(lazyStart{receiver})
+	ir.Add(sender)
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return err
 	}
@@ -110,5 +119,7 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats
 			return err
 		}
 	}
+	// Its transport-wide feedback interceptor starts its ticker at the first packet
+	// received already.
 	return webrtc.ConfigureTWCCSender(m, ir)
 }
