@@ -208,7 +208,8 @@ func (e *Estimator) Stats() Stats {
 
 // Feedback takes a transport-wide feedback packet received at now. Packets it reports
 // that were not recorded with Sent (or are no longer remembered) are skipped; each packet
-// counts once, the first time it is reported.
+// counts once, the first time it is reported; statuses past the first historySize, or
+// past the arrival deltas the packet carries, are ignored.
 func (e *Estimator) Feedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	arrival := int64(fb.ReferenceTime) * int64(64*time.Millisecond)
 	seq := fb.BaseSequenceNumber
@@ -235,7 +236,9 @@ func (e *Estimator) Feedback(fb *rtcp.TransportLayerCC, now time.Time) {
 			e.acknowledged(h, arrival)
 		}
 	}
-	remaining := int(fb.PacketStatusCount)
+	// A feedback packet may claim up to 65,535 statuses in a few run-length chunks; more
+	// than the history holds cannot all be known, and would only cost time.
+	remaining := min(int(fb.PacketStatusCount), historySize)
 	for _, c := range fb.PacketChunks {
 		switch c := c.(type) {
 		case *rtcp.RunLengthChunk:

@@ -235,6 +235,21 @@ func TestHostileFeedback(t *testing.T) {
 	}
 }
 
+// BenchmarkHostileFeedback: a feedback packet claiming 65,535 statuses in eight run-length
+// chunks costs no more than one about the packets the history holds.
+func BenchmarkHostileFeedback(b *testing.B) {
+	e := bwe.New(bwe.Config{})
+	chunks := make([]rtcp.PacketStatusChunk, 8)
+	for i := range chunks {
+		chunks[i] = &rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketNotReceived, RunLength: 8191}
+	}
+	fb := &rtcp.TransportLayerCC{PacketStatusCount: 65535, PacketChunks: chunks}
+	now := time.Now()
+	for b.Loop() {
+		e.Feedback(fb, now)
+	}
+}
+
 // Sent, per packet, costs no allocation.
 func TestSentAllocs(t *testing.T) {
 	e := bwe.New(bwe.Config{})
