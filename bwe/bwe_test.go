@@ -144,18 +144,25 @@ func TestOpenPath(t *testing.T) {
 	}
 }
 
-// A bottleneck with a deep queue and no loss: only delay tells, and the estimate must come
-// down to about the capacity and stay near it.
-func TestQueueingBottleneck(t *testing.T) {
-	e := bwe.New(bwe.Config{Initial: 2_000_000})
-	got := run(t, e, newLink(600_000, 2*time.Second, 20*time.Millisecond, 0), 40*time.Second, 5_000_000)
+// settles runs a sender on l, starting at initial bit/s, and checks that each estimate of
+// the last 10 s is within lo and hi bit/s.
+func settles(t *testing.T, initial int, l *link, d time.Duration, lo, hi int) {
+	t.Helper()
+	e := bwe.New(bwe.Config{Initial: initial})
+	got := run(t, e, l, d, 5_000_000)
 	t.Logf("estimates %v; %+v", got, e.Stats())
 	last := got[len(got)-10:]
 	for _, v := range last {
-		if v > 900_000 || v < 300_000 {
-			t.Fatalf("estimates of the last 10 s %v, want each within 300-900 kbit/s of a 600 kbit/s bottleneck", last)
+		if v < lo || v > hi {
+			t.Fatalf("estimates of the last 10 s %v, want each within %d-%d kbit/s", last, lo/1000, hi/1000)
 		}
 	}
+}
+
+// A bottleneck of 600 kbit/s with a deep queue and no loss: only delay tells, and the
+// estimate must come down to about the capacity and stay near it.
+func TestQueueingBottleneck(t *testing.T) {
+	settles(t, 2_000_000, newLink(600_000, 2*time.Second, 20*time.Millisecond, 0), 40*time.Second, 300_000, 900_000)
 }
 
 // Random loss of 20 %, whatever the rate: the loss-based part brings the estimate down.
@@ -172,15 +179,7 @@ func TestRandomLoss(t *testing.T) {
 // fit), as in the simulcast test: the estimate comes down to about the policed rate and
 // stays near it.
 func TestPolicer(t *testing.T) {
-	e := bwe.New(bwe.Config{Initial: 1_500_000})
-	got := run(t, e, newLink(640_000, 20*time.Millisecond, 20*time.Millisecond, 0), 30*time.Second, 5_000_000)
-	t.Logf("estimates %v; %+v", got, e.Stats())
-	last := got[len(got)-10:]
-	for _, v := range last {
-		if v > 1_000_000 || v < 250_000 {
-			t.Fatalf("estimates of the last 10 s %v, want each within 250-1000 kbit/s of a 640 kbit/s policer", last)
-		}
-	}
+	settles(t, 1_500_000, newLink(640_000, 20*time.Millisecond, 20*time.Millisecond, 0), 30*time.Second, 250_000, 1_000_000)
 }
 
 // Loss below 2 % lets the estimate grow, up to what the delay-based part allows.
