@@ -140,8 +140,9 @@ func (f *forwarder) retransmit(d *downTrack, st *localStream, n *rtcp.TransportL
 	}
 }
 
-// responders hands the SFU the NACK responder of each new peer connection, as estimators
-// does the bandwidth estimator.
+// responders hands the SFU the NACK responder of each new peer connection. Pion makes a
+// connection's interceptors inside NewPeerConnection, which the SFU calls under pcMu, so
+// the responder made last is the one of the connection just made.
 type responders struct {
 	mu   sync.Mutex
 	last *nackResponder

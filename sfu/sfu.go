@@ -83,8 +83,8 @@ type SFU struct {
 
 	mu    sync.Mutex // guards rooms; held by the loop while it dispatches events, by Stats and allocate
 	rooms map[string]*room
-	// pcMu serialises making peer connections: the estimator and NACK responder of the
-	// one just made are handed over through the interceptor factories (take).
+	// pcMu serialises making peer connections: the NACK responder of the one just made is
+	// handed over through its interceptor factory (take).
 	pcMu sync.Mutex
 
 	wg sync.WaitGroup // forwarding and RTCP goroutines
