@@ -118,12 +118,11 @@ type Estimator struct {
 	history [historySize]sent
 
 	// Loss-based.
-	lossRate     float64 // bit/s
-	lossAvg      float64
-	lossAt       time.Time
-	lossUp       time.Time
-	lossDown     time.Time
-	lastLossFrac float64
+	lossRate float64 // bit/s
+	lossAvg  float64
+	lossAt   time.Time
+	lossUp   time.Time
+	lossDown time.Time
 
 	// Acknowledged bitrate.
 	ackStart int64 // ns, arrival of the window's first packet; 0 for none
@@ -138,7 +137,6 @@ type Estimator struct {
 	firstArrival int64   // ns
 	trendX       [trendWindow]float64
 	trendY       [trendWindow]float64
-	trendN       int // samples in the window, up to trendWindow
 	trendNext    int
 	prevSlope    float64
 	threshold    float64 // ms
@@ -315,9 +313,8 @@ func (e *Estimator) groupDelta(sendDelta, arrivalDelta, arrival int64) {
 	e.trendX[e.trendNext] = float64(arrival-e.firstArrival) / 1e6
 	e.trendY[e.trendNext] = e.smoothed
 	e.trendNext = (e.trendNext + 1) % trendWindow
-	e.trendN = min(e.trendN+1, trendWindow)
 	slope := e.prevSlope
-	if e.trendN == trendWindow {
+	if e.numDeltas >= trendWindow { // the window is full
 		if s, ok := linearSlope(e.trendX[:], e.trendY[:]); ok {
 			slope = s
 		}
@@ -474,7 +471,6 @@ func (e *Estimator) updateLoss(frac float64, now time.Time) {
 		e.lossAvg = frac + w*(e.lossAvg-frac)
 	}
 	e.lossAt = now
-	e.lastLossFrac = frac
 	up, down := max(e.lossAvg, frac), min(e.lossAvg, frac)
 	switch {
 	case up < lossLow && now.Sub(e.lossUp) >= lossEvery:
