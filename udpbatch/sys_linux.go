@@ -4,6 +4,7 @@ package udpbatch
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -41,50 +42,104 @@ type sender struct {
 	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	addrs []sockaddr
-	k     int // datagrams in this call
-	n     int // sent, or -1
+	ctrl  []byte // each message's control message, a UDP_SEGMENT (segmentSpace bytes)
+	k     int    // messages in this call
+	n     int    // sent, or -1
 	errno syscall.Errno
 	fn    func(fd uintptr) bool // s.call, bound once: a read or write costs no allocation
 	zones zones
 }
+
+// segmentSpace is the room of one UDP_SEGMENT control message: its header and a uint16,
+// the size of the segments.
+var segmentSpace = unix.CmsgSpace(2)
 
 func newSender(c *net.UDPConn, size int) (*sender, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	s := &sender{rc: rc, hdrs: make([]mmsghdr, size), iovs: make([]unix.Iovec, size), addrs: make([]sockaddr, size)}
+	s := &sender{rc: rc, hdrs: make([]mmsghdr, size), iovs: make([]unix.Iovec, size), addrs: make([]sockaddr, size),
+		ctrl: make([]byte, size*segmentSpace)}
 	for i := range s.hdrs {
-		s.hdrs[i].hdr.Iov = &s.iovs[i]
-		s.hdrs[i].hdr.Iovlen = 1
 		s.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&s.addrs[i]))
+		cm := (*unix.Cmsghdr)(unsafe.Pointer(&s.ctrl[i*segmentSpace]))
+		cm.Level = unix.SOL_UDP
+		cm.Type = unix.UDP_SEGMENT
+		cm.SetLen(unix.CmsgLen(2))
 	}
 	s.fn = s.call
 	return s, nil
 }
 
+// gso reports whether the kernel takes segmented messages (UDP_SEGMENT): a kernel that
+// does not know the option refuses to read it.
+func (s *sender) gso() bool {
+	var err error
+	if cerr := s.rc.Control(func(fd uintptr) {
+		_, err = unix.GetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT)
+	}); cerr != nil {
+		return false
+	}
+	return err == nil
+}
+
+// gsoRefused reports whether a segmented message's error says the socket takes no segmented
+// messages at all: EIO from a route through IPsec or (older kernels) a device without
+// checksum offload, EINVAL from a socket that sends no UDP checksums (SO_NO_CHECK), which
+// segmentation needs.
+func gsoRefused(err error) bool {
+	return errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) ||
+		errors.Is(err, unix.ENOPROTOOPT)
+}
+
 // max is the most datagrams one send takes.
 func (s *sender) max() int { return len(s.hdrs) }
 
-// send sends batch (at most s.max() datagrams) with one system call, or more if the socket's
-// buffer fills. It returns how many were sent; an error is that of the datagram after them.
-func (s *sender) send(batch []*datagram) (int, error) {
-	for i, d := range batch {
+// send sends ds (at most s.max()) with one system call, or more if the socket's buffer
+// fills: one message each, or, with segs, segs[i] datagrams of one address in message i.
+// It returns how many messages were sent; an error is that of the message after them.
+func (s *sender) send(ds []*datagram, segs []int) (int, error) {
+	for i, d := range ds {
 		s.iovs[i].Base = unsafe.SliceData(d.buf)
 		s.iovs[i].SetLen(len(d.buf))
-		s.hdrs[i].hdr.Namelen = putSockaddr(&s.addrs[i], d.to, &s.zones)
 	}
-	s.k = len(batch)
+	k := len(ds)
+	if segs != nil {
+		k = len(segs)
+	}
+	at := 0
+	for m := range k {
+		n := 1
+		if segs != nil {
+			n = segs[m]
+		}
+		h := &s.hdrs[m].hdr
+		h.Iov = &s.iovs[at]
+		h.SetIovlen(n)
+		h.Namelen = putSockaddr(&s.addrs[m], ds[at].to, &s.zones)
+		if n > 1 {
+			c := s.ctrl[m*segmentSpace : (m+1)*segmentSpace]
+			binary.NativeEndian.PutUint16(c[unix.CmsgLen(0):], uint16(len(ds[at].buf)))
+			h.Control = &c[0]
+			h.SetControllen(segmentSpace)
+		} else {
+			h.Control = nil
+			h.SetControllen(0)
+		}
+		at += n
+	}
+	s.k = k
 	err := s.rc.Write(s.fn)
 	n := s.n
-	for i := range batch {
+	for i := range ds {
 		s.iovs[i].Base = nil
 	}
 	if err != nil {
 		return 0, err
 	}
 	if n < 0 {
-		return 0, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(batch[0].to), Err: s.errno}
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(ds[0].to), Err: s.errno}
 	}
 	return n, nil
 }

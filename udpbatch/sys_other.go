@@ -41,7 +41,13 @@ func newSender(c *net.UDPConn, size int) (*sender, error) {
 
 func (s *sender) max() int { return len(s.msgs) }
 
-func (s *sender) send(batch []*datagram) (int, error) {
+// gso reports that no segmented messages are sent here.
+func (s *sender) gso() bool { return false }
+
+func gsoRefused(error) bool { return false }
+
+// send sends batch, one message per datagram: segs is always nil here.
+func (s *sender) send(batch []*datagram, _ []int) (int, error) {
 	for i, d := range batch {
 		ip := d.to.Addr().Unmap()
 		s.ips[i] = ip.As16()
