@@ -50,6 +50,8 @@ type layer struct {
 	// Owned by the layer's forward goroutine.
 	seen [1024]uint32 // sequence number + 1 of the last packet received in each slot
 
+	frame frame // held packets of the frame arriving (video only)
+
 	// Owned by the SFU's allocation goroutine (simulcast.go).
 	meter rateMeter
 }
@@ -143,6 +145,7 @@ func (f *forwarder) forward(l *layer) {
 	for {
 		n, _, err := l.track.Read(buf)
 		if err != nil {
+			f.endFrames(l)
 			return
 		}
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
@@ -172,19 +175,115 @@ func (f *forwarder) forward(l *layer) {
 		pkt.Header.Extension = false
 		pkt.Header.ExtensionProfile = 0
 		pkt.Header.Extensions = pkt.Header.Extensions[:0]
-		if !f.simulcast {
-			for _, d := range *f.subs.Load() {
-				// WriteRTP sets the subscriber's SSRC and payload type in pkt; an error means
-				// that subscriber's connection is closing, which leave handles.
-				_ = d.local.WriteRTP(&pkt)
-			}
-		} else if padding {
-			f.skipPadding(l, &pkt)
-		} else {
-			f.forwardSimulcast(l, &pkt, now.UnixNano())
-		}
-		f.packets.Add(1)
+		f.hold(l, &pkt, padding)
 	}
+}
+
+// frame is what a video layer holds of the frame that is arriving: its packets from the
+// first that has not gone yet, to be sent to each subscriber together. One frame's packets
+// to one subscriber then leave in one segmented message (udpbatch), which costs the kernel
+// about half as much per packet for three of them as one message each. Only packets that
+// cannot complete the frame wait, and they wait for the one that does, the frame's last
+// (its RTP marker bit, RFC 7741 §4.1): subscribers can decode the frame no sooner.
+type frame struct {
+	mu    sync.Mutex
+	pkts  [frameMax]rtp.Packet
+	bufs  [frameMax][maxRTP]byte // the payloads
+	n     int
+	next  uint16 // the sequence number expected next
+	began bool   // next is set
+	timer *time.Timer
+}
+
+// frameMax is the most packets a frame holds: a key frame has more, which go in groups of
+// this many. frameWait bounds how long the first waits, in case the last never comes.
+const (
+	frameMax  = 16
+	frameWait = 20 * time.Millisecond
+)
+
+// hold sends a packet of layer l to the subscribers with the frame's packets held before
+// it, or holds it too. A packet is held if it is video, in sequence, and neither the
+// frame's last nor padding. One out of order (lost before, or reordered) goes at once, with
+// those held: it may be what a subscriber waits for.
+func (f *forwarder) hold(l *layer, pkt *rtp.Packet, padding bool) {
+	fr := &l.frame
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	seq := pkt.SequenceNumber
+	inOrder := !fr.began || seq == fr.next
+	if !fr.began || int16(seq-fr.next) >= 0 {
+		fr.next, fr.began = seq+1, true
+	}
+	if fr.n > 0 && (!inOrder || pkt.Timestamp != fr.pkts[0].Timestamp) {
+		f.sendFrame(l) // a frame whose last did not come (yet)
+	}
+	dst := &fr.pkts[fr.n]
+	csrc, ext := dst.CSRC[:0], dst.Extensions[:0] // its own: pkt's are reused by the next read
+	*dst = *pkt
+	dst.CSRC = append(csrc, pkt.CSRC...)
+	dst.Extensions = ext
+	dst.Payload = append(fr.bufs[fr.n][:0], pkt.Payload...)
+	fr.n++
+	if !f.video || padding || pkt.Marker || !inOrder || fr.n == frameMax {
+		f.sendFrame(l)
+		return
+	}
+	if fr.n == 1 {
+		if fr.timer == nil {
+			fr.timer = time.AfterFunc(frameWait, func() { f.frameTimeout(l) })
+		} else {
+			fr.timer.Reset(frameWait)
+		}
+	}
+}
+
+// frameTimeout sends what a layer holds when the frame's last packet has not come within
+// frameWait of its first.
+func (f *forwarder) frameTimeout(l *layer) {
+	l.frame.mu.Lock()
+	defer l.frame.mu.Unlock()
+	if l.frame.n > 0 {
+		f.sendFrame(l)
+	}
+}
+
+// endFrames sends what a layer holds and stops its timer: the layer's reads have ended.
+func (f *forwarder) endFrames(l *layer) {
+	l.frame.mu.Lock()
+	defer l.frame.mu.Unlock()
+	if l.frame.timer != nil {
+		l.frame.timer.Stop()
+	}
+	if l.frame.n > 0 {
+		f.sendFrame(l)
+	}
+}
+
+// sendFrame writes what layer l holds to each subscriber in turn and empties it;
+// l.frame.mu is held.
+func (f *forwarder) sendFrame(l *layer) {
+	fr := &l.frame
+	pkts := fr.pkts[:fr.n]
+	fr.n = 0
+	if fr.timer != nil {
+		fr.timer.Stop()
+	}
+	switch {
+	case !f.simulcast:
+		for _, d := range *f.subs.Load() {
+			for i := range pkts {
+				// WriteRTP sets the subscriber's SSRC and payload type in its copy; an
+				// error means that subscriber's connection is closing, which leave handles.
+				_ = d.local.WriteRTP(&pkts[i])
+			}
+		}
+	case len(pkts) == 1 && pkts[0].Padding && len(pkts[0].Payload) == 0:
+		f.skipPadding(l, &pkts[0])
+	default:
+		f.forwardSimulcast(l, pkts, time.Now().UnixNano())
+	}
+	f.packets.Add(uint64(len(pkts)))
 }
 
 // seenBefore records a packet's sequence number and reports whether the layer had it
@@ -203,33 +302,35 @@ func (l *layer) seenBefore(seq uint16) bool {
 	return false
 }
 
-// forwardSimulcast writes a packet of layer l to the subscribers that receive l, or that
-// switch to l at this packet.
-func (f *forwarder) forwardSimulcast(l *layer, pkt *rtp.Packet, now int64) {
-	seq, ts := pkt.SequenceNumber, pkt.Timestamp
-	key := -1 // whether pkt starts a key frame, once asked
+// forwardSimulcast writes packets of layer l, in order, to the subscribers that receive
+// l, or that switch to l at one of them.
+func (f *forwarder) forwardSimulcast(l *layer, pkts []rtp.Packet, now int64) {
+	var key [frameMax]int8 // whether each packet starts a key frame, once asked: 1 no, 2 yes
 	for _, d := range *f.subs.Load() {
-		if d.cur.Load() != l {
-			if d.target.Load() != l {
-				continue
-			}
-			if key < 0 {
-				key = 0
-				if vp8KeyFrameStart(pkt.Payload) {
-					key = 1
-				}
-			}
-			if key == 0 {
-				continue
-			}
+		if d.cur.Load() != l && d.target.Load() != l {
+			continue
 		}
-		pkt.SequenceNumber, pkt.Timestamp = seq, ts
 		d.mu.Lock()
-		if d.admit(l, &pkt.Header, key == 1, now) {
-			if d.sent != nil {
-				d.sent[pkt.SequenceNumber%cacheSize] = sentPacket{layer: l, seq: pkt.SequenceNumber, origin: seq, ts: pkt.Timestamp}
+		for i := range pkts {
+			p := &pkts[i]
+			start := false
+			if d.current != l {
+				if key[i] == 0 {
+					key[i] = 1
+					if vp8KeyFrameStart(p.Payload) {
+						key[i] = 2
+					}
+				}
+				start = key[i] == 2
 			}
-			_ = d.local.WriteRTP(pkt)
+			seq, ts := p.SequenceNumber, p.Timestamp
+			if d.admit(l, &p.Header, start, now) {
+				if d.sent != nil {
+					d.sent[p.SequenceNumber%cacheSize] = sentPacket{layer: l, seq: p.SequenceNumber, origin: seq, ts: p.Timestamp}
+				}
+				_ = d.local.WriteRTP(p)
+			}
+			p.SequenceNumber, p.Timestamp = seq, ts // as received, for the next subscriber
 		}
 		d.mu.Unlock()
 	}
