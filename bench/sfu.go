@@ -89,14 +89,16 @@ type SFURun struct {
 	// the Go runtime) and in the kernel (system calls, and on loopback the delivery of the
 	// datagrams to the receiving sockets as well). MediaDatagrams and MediaBatches are the
 	// datagrams its media port sent in the window and the system calls that sent them;
-	// MediaDropped those it dropped on a full send queue. All zero for a server without
-	// /healthz/sfu.
+	// MediaSegmented those of the datagrams that went as segments of a larger message (UDP
+	// generic segmentation offload); MediaDropped those it dropped on a full send queue. All
+	// zero for a server without /healthz/sfu.
 	Written                int64   `json:"written_packets,omitempty"`
 	ServerUSPerWritten     float64 `json:"server_us_per_written,omitempty"`
 	ServerUserUSPerWritten float64 `json:"server_user_us_per_written,omitempty"`
 	ServerSysUSPerWritten  float64 `json:"server_sys_us_per_written,omitempty"`
 	MediaDatagrams         int64   `json:"media_datagrams,omitempty"`
 	MediaBatches           int64   `json:"media_batches,omitempty"`
+	MediaSegmented         int64   `json:"media_segmented,omitempty"`
 	MediaDropped           int64   `json:"media_dropped,omitempty"`
 	// BenchCores is this process's CPU (publisher and subscribers) per second of window.
 	BenchCores float64 `json:"bench_cores"`
@@ -304,6 +306,7 @@ func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 		run.Written = int64(tot1.Written - tot0.Written)
 		run.MediaDatagrams = int64(tot1.Media.Sent - tot0.Media.Sent)
 		run.MediaBatches = int64(tot1.Media.Batches - tot0.Media.Batches)
+		run.MediaSegmented = int64(tot1.Media.Segmented - tot0.Media.Segmented)
 		run.MediaDropped = int64(tot1.Media.Dropped - tot0.Media.Dropped)
 		if run.Written > 0 {
 			run.ServerUSPerWritten = float64((srv1 - srv0).Microseconds()) / float64(run.Written)
@@ -422,9 +425,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 type sfuTotalsReport struct {
 	Written uint64 `json:"written"`
 	Media   struct {
-		Sent    uint64 `json:"sent"`
-		Batches uint64 `json:"batches"`
-		Dropped uint64 `json:"dropped"`
+		Sent      uint64 `json:"sent"`
+		Batches   uint64 `json:"batches"`
+		Segmented uint64 `json:"segmented"`
+		Dropped   uint64 `json:"dropped"`
 	} `json:"media"`
 }
 

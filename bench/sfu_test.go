@@ -65,6 +65,11 @@ func TestSFU(t *testing.T) {
 	if float64(r.MediaDatagrams) < 0.8*float64(r.Written) || r.MediaBatches <= 0 || r.MediaBatches > r.MediaDatagrams {
 		t.Errorf("media port: %d datagrams in %d system calls for %d RTP packets written", r.MediaDatagrams, r.MediaBatches, r.Written)
 	}
+	// A video frame's packets to one subscriber go as one segmented message (the publisher
+	// writes each frame's packets at once).
+	if r.MediaSegmented <= 0 || r.MediaSegmented > r.MediaDatagrams {
+		t.Errorf("media port: %d of %d datagrams sent as segments", r.MediaSegmented, r.MediaDatagrams)
+	}
 	if d := r.DelayMS; d.N == 0 || d.Min <= 0 || d.P50 <= 0 || d.P99 < d.P50 || d.Max < d.P99 {
 		t.Errorf("video delay %+v: want positive, ordered samples", d)
 	}

@@ -241,6 +241,7 @@ func (m *mediaMux) stats() udpbatch.Stats {
 		s.Dropped += cs.Dropped
 		s.Waits += cs.Waits
 		s.Errors += cs.Errors
+		s.Segmented += cs.Segmented
 	}
 	return s
 }

@@ -331,25 +331,28 @@ func benchSFU(ctx context.Context, args []string) error {
 	fmt.Printf("  us/wr:  the same / RTP packets the server says it wrote (GET /healthz/sfu); usr, sys: its\n")
 	fmt.Printf("          user-mode and kernel parts (on loopback the kernel part includes delivering\n")
 	fmt.Printf("          the datagrams to the subscribers' sockets); pkt/call: the media port's datagrams\n")
-	fmt.Printf("          per sendmmsg(2)\n")
+	fmt.Printf("          per sendmmsg(2); seg: the share of them sent as segments of a larger message (UDP GSO)\n")
 	fmt.Printf("  loss:   1 - received / (published x N), of the packets published in the window\n")
 	fmt.Printf("  delay:  video, publisher's write -> subscriber's read, every packet at every subscriber\n")
 	fmt.Printf("  setup:  subscribers join %d at a time; repl counts those that got no video within 20 s and were replaced\n\n", *batch)
-	fmt.Printf("  %5s %8s %5s %7s %9s %8s %8s %7s %6s %5s %5s %8s %8s %9s %8s %8s\n", "N", "setup s", "repl", "pub/s", "recv/s", "loss",
-		"srv cpu", "us/pkt", "us/wr", "usr", "sys", "pkt/call", "this cpu", "delay p50", "p99 ms", "max ms")
+	fmt.Printf("  %5s %8s %5s %7s %9s %8s %8s %7s %6s %5s %5s %8s %5s %8s %9s %8s %8s\n", "N", "setup s", "repl", "pub/s", "recv/s", "loss",
+		"srv cpu", "us/pkt", "us/wr", "usr", "sys", "pkt/call", "seg", "this cpu", "delay p50", "p99 ms", "max ms")
 	for _, r := range res.Runs {
 		if r.Error != "" {
 			fmt.Printf("  %5d  not measured: %d of %d subscribers received video (%d replaced); %s\n",
 				r.Subscribers, r.Joined, r.Subscribers, r.Replaced, r.Error)
 			continue
 		}
-		perCall := 0.0
+		perCall, seg := 0.0, 0.0
 		if r.MediaBatches > 0 {
 			perCall = float64(r.MediaDatagrams) / float64(r.MediaBatches)
 		}
-		fmt.Printf("  %5d %8.1f %5d %7.1f %9.0f %7.2f%% %8.2f %7.1f %6.1f %5.1f %5.1f %8.1f %8.2f %9.2f %8.2f %8.2f\n", r.Subscribers, r.SetupMS/1000,
+		if r.MediaDatagrams > 0 {
+			seg = 100 * float64(r.MediaSegmented) / float64(r.MediaDatagrams)
+		}
+		fmt.Printf("  %5d %8.1f %5d %7.1f %9.0f %7.2f%% %8.2f %7.1f %6.1f %5.1f %5.1f %8.1f %4.0f%% %8.2f %9.2f %8.2f %8.2f\n", r.Subscribers, r.SetupMS/1000,
 			r.Replaced, r.PublishedPerSec, r.ReceivedPerSec, r.Loss*100, r.ServerCores, r.ServerUSPerPacket, r.ServerUSPerWritten,
-			r.ServerUserUSPerWritten, r.ServerSysUSPerWritten, perCall, r.BenchCores, r.DelayMS.P50, r.DelayMS.P99, r.DelayMS.Max)
+			r.ServerUserUSPerWritten, r.ServerSysUSPerWritten, perCall, seg, r.BenchCores, r.DelayMS.P50, r.DelayMS.P99, r.DelayMS.Max)
 	}
 	fmt.Println()
 	if res.MaxUnder1PctLoss > 0 {
