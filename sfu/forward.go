@@ -11,12 +11,12 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// forwarder forwards one published track to its subscribers' local tracks, as it comes:
-// no decoding, no jitter buffer. A simulcast track (RFC 8853) arrives as several layers,
-// one remote track per RID, each read by a goroutine of its own; each subscriber gets one
-// layer at a time, rewritten into one continuous RTP stream (downTrack). A track without
-// simulcast has one layer, forwarded as is. A layer's goroutine ends when its reads fail,
-// which is when the publisher's peer connection closes.
+// forwarder forwards one published track to its subscribers' local tracks: no decoding, no
+// jitter buffer; audio as it comes, video a frame at a time (frame). A simulcast track (RFC
+// 8853) arrives as several layers, one remote track per RID, each read by a goroutine of its
+// own; each subscriber gets one layer at a time, rewritten into one continuous RTP stream
+// (downTrack). A track without simulcast has one layer, forwarded as is. A layer's goroutine
+// ends when its reads fail, which is when the publisher's peer connection closes.
 type forwarder struct {
 	id        string // the track ID subscribers see
 	streamID  string // the publisher's user ID: subscribers group tracks by it
