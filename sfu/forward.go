@@ -145,7 +145,7 @@ func (f *forwarder) forward(l *layer) {
 	for {
 		n, _, err := l.track.Read(buf)
 		if err != nil {
-			f.endFrames(l)
+			f.flushFrame(l)
 			return
 		}
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
@@ -231,30 +231,19 @@ func (f *forwarder) hold(l *layer, pkt *rtp.Packet, padding bool) {
 	}
 	if fr.n == 1 {
 		if fr.timer == nil {
-			fr.timer = time.AfterFunc(frameWait, func() { f.frameTimeout(l) })
+			fr.timer = time.AfterFunc(frameWait, func() { f.flushFrame(l) })
 		} else {
 			fr.timer.Reset(frameWait)
 		}
 	}
 }
 
-// frameTimeout sends what a layer holds when the frame's last packet has not come within
-// frameWait of its first.
-func (f *forwarder) frameTimeout(l *layer) {
+// flushFrame sends what a layer holds: the frame's last packet has not come within
+// frameWait of its first, or the layer's reads have ended. (Its timer runs only while
+// something is held: sendFrame stops it.)
+func (f *forwarder) flushFrame(l *layer) {
 	l.frame.mu.Lock()
 	defer l.frame.mu.Unlock()
-	if l.frame.n > 0 {
-		f.sendFrame(l)
-	}
-}
-
-// endFrames sends what a layer holds and stops its timer: the layer's reads have ended.
-func (f *forwarder) endFrames(l *layer) {
-	l.frame.mu.Lock()
-	defer l.frame.mu.Unlock()
-	if l.frame.timer != nil {
-		l.frame.timer.Stop()
-	}
 	if l.frame.n > 0 {
 		f.sendFrame(l)
 	}

@@ -73,7 +73,7 @@ func frameForwarder(t *testing.T, video bool) (*forwarder, *layer, *recorder) {
 	f.subs.Store(&[]*downTrack{})
 	f.addSubscriber(newDownTrack(local, codec.ClockRate, false))
 	l := &layer{}
-	t.Cleanup(func() { f.endFrames(l) })
+	t.Cleanup(func() { f.flushFrame(l) })
 	return f, l, rec
 }
 
@@ -125,7 +125,7 @@ func TestFrameHold(t *testing.T) {
 	}
 	// What is held goes when the reads end.
 	f.hold(l, &rtp.Packet{Header: rtp.Header{SequenceNumber: 10 + frameMax, Timestamp: 400}, Payload: payload}, false)
-	f.endFrames(l)
+	f.flushFrame(l)
 	if got := rec.take(); !slices.Equal(got, []uint16{10 + frameMax}) {
 		t.Fatalf("at the end of reads: sent %v", got)
 	}
@@ -161,7 +161,7 @@ func TestFrameHoldCopies(t *testing.T) {
 	if h := &l.frame.pkts[0]; h.Payload[1] != 1 || h.CSRC[0] != 7 {
 		t.Fatalf("held packet changed with the caller's buffers: payload %v, CSRC %v", h.Payload, h.CSRC)
 	}
-	f.endFrames(l)
+	f.flushFrame(l)
 	rec.take()
 	seq := uint16(2)
 	allocs := testing.AllocsPerRun(200, func() {
@@ -171,7 +171,7 @@ func TestFrameHoldCopies(t *testing.T) {
 			f.hold(l, &pkt, false)
 			seq++
 		}
-		f.endFrames(l)
+		f.flushFrame(l)
 	})
 	if allocs > 0 {
 		t.Errorf("%v allocations per frame held", allocs)

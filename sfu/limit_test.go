@@ -53,7 +53,10 @@ func TestPublishLimits(t *testing.T) {
 	flood, floodSender := a.rtpTrack("flood", "flood-A")
 	payload := make([]byte, 1000)
 	payload[0] = 0x10 // VP8 payload descriptor: start of a partition
-	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 1}, Payload: payload}
+	// Each packet a frame of its own, so marked as its last (RFC 7741 §4.1): the SFU sends
+	// it at once rather than waiting for the frame's end, and the counts below do not
+	// depend on when a frame's last packet comes.
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 1, Marker: true}, Payload: payload}
 	write := func() {
 		pkt.SequenceNumber++
 		pkt.Timestamp += 90

@@ -242,45 +242,31 @@ func (b *Conn) writer() {
 // send writes batch, Options.Batch datagrams per system call. A datagram the kernel refuses is
 // counted and skipped; the rest still go.
 func (b *Conn) send(batch []*datagram) {
-	order, segs := batch, []int(nil)
+	most := 1
 	if b.gso.Load() {
-		order, segs = b.plan.make(batch, min(b.out.max(), maxSegments))
+		most = min(b.out.max(), maxSegments)
 	}
-	for len(order) > 0 {
+	order, segs := b.plan.make(batch, most)
+	for len(segs) > 0 {
 		// As many messages as fit in one call: at most max datagrams.
 		m, k := 0, 0
-		if segs == nil {
-			m = min(len(order), b.out.max())
-			k = m
-		} else {
-			for m < len(segs) && k+segs[m] <= b.out.max() {
-				k += segs[m]
-				m++
-			}
+		for m < len(segs) && k+segs[m] <= b.out.max() {
+			k += segs[m]
+			m++
 		}
-		var msgSegs []int
-		if segs != nil {
-			msgSegs = segs[:m]
-		}
-		n, err := b.out.send(order[:k], msgSegs)
-		sent := n // datagrams in the n messages sent
-		if segs != nil {
-			sent = 0
-			for _, s := range segs[:n] {
-				sent += s
-				if s > 1 {
-					b.segmented.Add(uint64(s))
-				}
+		n, err := b.out.send(order[:k], segs[:m])
+		sent := 0 // datagrams in the n messages sent
+		for _, s := range segs[:n] {
+			sent += s
+			if s > 1 {
+				b.segmented.Add(uint64(s))
 			}
 		}
 		b.sent.Add(uint64(sent))
 		if n > 0 {
 			b.batches.Add(1)
 		}
-		order = order[sent:]
-		if segs != nil {
-			segs = segs[n:]
-		}
+		order, segs = order[sent:], segs[n:]
 		if err == nil {
 			continue
 		}
@@ -290,7 +276,7 @@ func (b *Conn) send(batch []*datagram) {
 		}
 		// sendmmsg(2) reports an error only for the first message of a call it could not
 		// send: the one at n.
-		if segs != nil && segs[0] > 1 {
+		if segs[0] > 1 {
 			// A segmented message the kernel refused goes again, a datagram at a time. Some
 			// errors say it takes none (no checksum offload on the route's device, or IPsec),
 			// and others, like EMSGSIZE (a segment larger than the path MTU), are about this
@@ -299,14 +285,10 @@ func (b *Conn) send(batch []*datagram) {
 				b.gso.Store(false)
 			}
 			b.sendEach(order[:segs[0]])
-			order, segs = order[segs[0]:], segs[1:]
-			continue
+		} else {
+			b.errs.Add(1)
 		}
-		b.errs.Add(1)
-		order = order[1:]
-		if segs != nil {
-			segs = segs[1:]
-		}
+		order, segs = order[segs[0]:], segs[1:]
 	}
 }
 
@@ -355,6 +337,13 @@ type planned struct {
 // make returns the batch in send order and each message's number of datagrams; no
 // message has more than most.
 func (p *plan) make(batch []*datagram, most int) ([]*datagram, []int) {
+	if most <= 1 {
+		p.segs = p.segs[:0]
+		for range batch {
+			p.segs = append(p.segs, 1)
+		}
+		return batch, p.segs
+	}
 	if p.open == nil {
 		p.open = map[netip.AddrPort]int32{}
 	}
