@@ -87,7 +87,7 @@ func (s *sender) gso() bool {
 // gsoRefused reports whether a segmented message's error says the socket takes no segmented
 // messages at all: EIO from a route through IPsec or (older kernels) a device without
 // checksum offload, EINVAL from a socket that sends no UDP checksums (SO_NO_CHECK), which
-// segmentation needs.
+// segmentation needs, EOPNOTSUPP or ENOPROTOOPT from a kernel without it.
 func gsoRefused(err error) bool {
 	return errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) ||
 		errors.Is(err, unix.ENOPROTOOPT)
