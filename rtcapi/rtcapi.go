@@ -42,6 +42,9 @@ type Options struct {
 	// a cache per stream to resend what the other side NACKs: for the SFU, which answers
 	// NACKs from one cache per forwarded track instead. The NACK generator stays.
 	NoNACKResponder bool
+	// NoSenderReports leaves out Pion's sender reports (RFC 3550 §6.4.1): for the SFU,
+	// which sends its own, counted where it counts every packet it sends.
+	NoSenderReports bool
 	// Settings, if set, adjusts the setting engine last (the SFU's DTLS role and hooks).
 	Settings func(*webrtc.SettingEngine)
 }
@@ -57,7 +60,7 @@ func New(o Options) (*webrtc.API, error) {
 	for _, f := range o.Interceptors {
 		ir.Add(f)
 	}
-	if err := registerInterceptors(m, ir, !o.NoStats, !o.NoNACKResponder); err != nil {
+	if err := registerInterceptors(m, ir, !o.NoStats, !o.NoNACKResponder, !o.NoSenderReports); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 	var se webrtc.SettingEngine
@@ -83,8 +86,9 @@ func New(o Options) (*webrtc.API, error) {
 }
 
 // registerInterceptors does what webrtc.RegisterDefaultInterceptors does, in its order,
-// with NACK repeats capped and the NACK responder and the stats interceptor optional.
-func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats, responder bool) error {
+// with NACK repeats capped, and the NACK responder, sender reports and the stats
+// interceptor optional.
+func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats, responder, senderReports bool) error {
 	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(MaxNACKsPerPacket))
 	if err != nil {
 		return err
@@ -105,12 +109,14 @@ func registerInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry, stats
 	if err != nil {
 		return err
 	}
-	sender, err := report.NewSenderInterceptor()
-	if err != nil {
-		return err
-	}
 	ir.Add(lazyStart{receiver})
-	ir.Add(sender)
+	if senderReports {
+		sender, err := report.NewSenderInterceptor()
+		if err != nil {
+			return err
+		}
+		ir.Add(sender)
+	}
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return err
 	}

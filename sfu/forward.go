@@ -59,7 +59,8 @@ type layer struct {
 // downTrack is what one subscriber receives of a forwarder: its local track, and for a
 // simulcast track the layer it gets and the one it should get.
 type downTrack struct {
-	local  *webrtc.TrackLocalStaticRTP
+	local  *localTrack
+	out    *srtpOut // the subscriber's SRTP write path; nil with Config.PionSRTP
 	target atomic.Pointer[layer] // set by the allocation; the switch waits for its key frame
 	cur    atomic.Pointer[layer] // current, for a lock-free look on the hot path
 
@@ -74,8 +75,8 @@ type downTrack struct {
 	sel layerSelector // owned by the allocation goroutine
 }
 
-func newDownTrack(local *webrtc.TrackLocalStaticRTP, clockRate uint32, simulcast bool) *downTrack {
-	d := &downTrack{local: local, rw: rewriter{clock: clockRate}, sel: newLayerSelector()}
+func newDownTrack(local *localTrack, out *srtpOut, clockRate uint32, simulcast bool) *downTrack {
+	d := &downTrack{local: local, out: out, rw: rewriter{clock: clockRate}, sel: newLayerSelector()}
 	if simulcast {
 		d.sent = &[cacheSize]sentPacket{}
 	}
@@ -258,19 +259,18 @@ func (f *forwarder) sendFrame(l *layer) {
 	if fr.timer != nil {
 		fr.timer.Stop()
 	}
+	now := time.Now()
 	switch {
 	case !f.simulcast:
 		for _, d := range *f.subs.Load() {
 			for i := range pkts {
-				// WriteRTP sets the subscriber's SSRC and payload type in its copy; an
-				// error means that subscriber's connection is closing, which leave handles.
-				_ = d.local.WriteRTP(&pkts[i])
+				d.write(&pkts[i], now)
 			}
 		}
 	case len(pkts) == 1 && pkts[0].Padding && len(pkts[0].Payload) == 0:
-		f.skipPadding(l, &pkts[0])
+		f.skipPadding(l, &pkts[0], now)
 	default:
-		f.forwardSimulcast(l, pkts, time.Now().UnixNano())
+		f.forwardSimulcast(l, pkts, now)
 	}
 	f.packets.Add(uint64(len(pkts)))
 }
@@ -291,9 +291,20 @@ func (l *layer) seenBefore(seq uint16) bool {
 	return false
 }
 
+// write sends one packet to the subscriber, with its SSRC and payload type: past Pion's
+// track where the SFU's SRTP write path is on (srtpOut.forward), through it otherwise.
+// An error means that subscriber's connection is closing, which leave handles.
+func (d *downTrack) write(p *rtp.Packet, now time.Time) {
+	if b := d.local.bound.Load(); b != nil && d.out != nil && d.out.forward(b, p, now) {
+		return
+	}
+	_ = d.local.WriteRTP(p)
+}
+
 // forwardSimulcast writes packets of layer l, in order, to the subscribers that receive
 // l, or that switch to l at one of them.
-func (f *forwarder) forwardSimulcast(l *layer, pkts []rtp.Packet, now int64) {
+func (f *forwarder) forwardSimulcast(l *layer, pkts []rtp.Packet, now time.Time) {
+	nanos := now.UnixNano()
 	var key [frameMax]int8 // whether each packet starts a key frame, once asked: 1 no, 2 yes
 	for _, d := range *f.subs.Load() {
 		if d.cur.Load() != l && d.target.Load() != l {
@@ -313,11 +324,11 @@ func (f *forwarder) forwardSimulcast(l *layer, pkts []rtp.Packet, now int64) {
 				start = key[i] == 2
 			}
 			seq, ts := p.SequenceNumber, p.Timestamp
-			if d.admit(l, &p.Header, start, now) {
+			if d.admit(l, &p.Header, start, nanos) {
 				if d.sent != nil {
 					d.sent[p.SequenceNumber%cacheSize] = sentPacket{layer: l, seq: p.SequenceNumber, origin: seq, ts: p.Timestamp}
 				}
-				_ = d.local.WriteRTP(p)
+				d.write(p, now)
 			}
 			p.SequenceNumber, p.Timestamp = seq, ts // as received, for the next subscriber
 		}
@@ -328,7 +339,7 @@ func (f *forwarder) forwardSimulcast(l *layer, pkts []rtp.Packet, now int64) {
 // skipPadding keeps a padding-only packet of layer l from the subscribers that receive l:
 // it carries nothing for them, and each subscriber's own stream has its own bandwidth
 // estimate. One that arrives out of order is sent, so that no sequence number is reused.
-func (f *forwarder) skipPadding(l *layer, pkt *rtp.Packet) {
+func (f *forwarder) skipPadding(l *layer, pkt *rtp.Packet, now time.Time) {
 	seq, ts := pkt.SequenceNumber, pkt.Timestamp
 	for _, d := range *f.subs.Load() {
 		if d.cur.Load() != l {
@@ -337,8 +348,8 @@ func (f *forwarder) skipPadding(l *layer, pkt *rtp.Packet) {
 		d.mu.Lock()
 		if d.current == l && !d.rw.skip(seq) {
 			pkt.SequenceNumber, pkt.Timestamp = seq, ts
-			if d.admit(l, &pkt.Header, false, time.Now().UnixNano()) {
-				_ = d.local.WriteRTP(pkt)
+			if d.admit(l, &pkt.Header, false, now.UnixNano()) {
+				d.write(pkt, now)
 			}
 		}
 		d.mu.Unlock()

@@ -60,7 +60,7 @@ func frameForwarder(t *testing.T, video bool) (*forwarder, *layer, *recorder) {
 	if !video {
 		codec = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111}
 	}
-	local, err := webrtc.NewTrackLocalStaticRTP(codec.RTPCodecCapability, "t", "s")
+	local, err := newLocalTrack(codec.RTPCodecCapability, "t", "s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func frameForwarder(t *testing.T, video bool) (*forwarder, *layer, *recorder) {
 	f := &forwarder{codec: codec.RTPCodecCapability, clockRate: codec.ClockRate, video: video}
 	f.layers.Store(&[]*layer{})
 	f.subs.Store(&[]*downTrack{})
-	f.addSubscriber(newDownTrack(local, codec.ClockRate, false))
+	f.addSubscriber(newDownTrack(local, nil, codec.ClockRate, false))
 	l := &layer{}
 	t.Cleanup(func() { f.flushFrame(l) })
 	return f, l, rec

@@ -125,7 +125,7 @@ func TestRewriterLongLayer(t *testing.T) {
 // sequence numbers have no gap.
 func TestAdmitSwitchesAtKeyFrame(t *testing.T) {
 	lo, hi := &layer{rid: "q"}, &layer{rid: "f"}
-	d := newDownTrack(nil, 90000, true)
+	d := newDownTrack(nil, nil, 90000, true)
 	d.target.Store(lo)
 	key := []byte{0x10, 0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a}
 	delta := []byte{0x10, 0x51}
@@ -164,7 +164,7 @@ func TestAdmitSwitchesAtKeyFrame(t *testing.T) {
 // simulcast forwarding path; it must not allocate.
 func BenchmarkAdmit(b *testing.B) {
 	l := &layer{rid: "f"}
-	d := newDownTrack(nil, 90000, true)
+	d := newDownTrack(nil, nil, 90000, true)
 	d.target.Store(l)
 	payload := []byte{0x90, 0x80, 0x81, 0x05, 0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a}
 	h := rtp.Header{}

@@ -6,14 +6,14 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 )
 
 // Loss repair (generic NACK, RFC 4585 §6.2.1): the SFU answers a subscriber's NACK from
 // one cache per forwarded layer (retransmit.go), and Pion's NACK generator asks a
 // publisher for what the SFU missed. The SFU counts around them: the NACKs subscribers
-// send in readSubscriberRTCP, and the rest with nackCounter, an interceptor registered
-// first so that it sits between them and the network.
+// send in readSubscriberRTCP, the NACKs it sends with nackCounter, an interceptor registered
+// first so that it sits between them and the network, and its retransmissions where it
+// counts every packet it sends (outbound.go).
 
 // nackCounts are the SFU's totals since New.
 type nackCounts struct {
@@ -36,7 +36,7 @@ func nackedPackets(n *rtcp.TransportLayerNack) uint64 {
 }
 
 // nackCounter is an interceptor.Factory whose interceptors count, for every peer
-// connection of the SFU, the NACKs it sends and the retransmissions it makes.
+// connection of the SFU, the NACKs it sends.
 type nackCounter struct{ c *nackCounts }
 
 func (f nackCounter) NewInterceptor(string) (interceptor.Interceptor, error) {
@@ -58,38 +58,5 @@ func (i *nackInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.R
 			}
 		}
 		return w.Write(pkts, a)
-	})
-}
-
-// BindLocalStream counts the packets written on one forwarded track, and of them the
-// responder's retransmissions. With RTX
-// negotiated (RFC 4588) they are the packets on the retransmission SSRC. Without, the
-// responder resends on the track's own SSRC, and a retransmission is a sequence number
-// sent before: a table of the last 1024 tells, which covers the cache (cacheSize).
-func (i *nackInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	if rtx := info.SSRCRetransmission; rtx != 0 {
-		return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-			switch h.SSRC {
-			case rtx:
-				i.c.retransmitted.Add(1)
-			case info.SSRC:
-				i.c.written.Add(1)
-			}
-			return w.Write(h, payload, a)
-		})
-	}
-	// Atomic slots, as the forwarder and the responder write concurrently: no lock on the
-	// path of every packet.
-	var sent [1024]atomic.Uint32
-	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if h.SSRC == info.SSRC {
-			mark := uint32(h.SequenceNumber) + 1 // 0: empty
-			if again := sent[h.SequenceNumber%uint16(len(sent))].Swap(mark) == mark; again {
-				i.c.retransmitted.Add(1)
-			} else {
-				i.c.written.Add(1)
-			}
-		}
-		return w.Write(h, payload, a)
 	})
 }

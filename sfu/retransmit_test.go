@@ -66,7 +66,7 @@ func TestRetransmitSimulcast(t *testing.T) {
 	f := &forwarder{video: true, simulcast: true}
 	q, h := &layer{rid: "q"}, &layer{rid: "h"}
 	f.layers.Store(&[]*layer{q, h})
-	d := newDownTrack(nil, 90000, true)
+	d := newDownTrack(nil, nil, 90000, true)
 	q.cache.add(&rtp.Header{SequenceNumber: 50, Timestamp: 5000}, []byte{1})
 	h.cache.add(&rtp.Header{SequenceNumber: 900, Timestamp: 9000}, []byte{2})
 	d.sent[10%cacheSize] = sentPacket{layer: q, seq: 10, origin: 50, ts: 123}

@@ -33,7 +33,7 @@ type rtcpIn struct {
 	taken atomic.Uint64  // this connection's
 
 	// Set once the connection's estimator and NACK responder exist (setup).
-	est   *bandwidth
+	est   *outbound
 	resp  *nackResponder
 	nacks *nackCounts
 
@@ -54,7 +54,7 @@ type rtcpSub struct {
 }
 
 // setup hands the read path what it acts on; call it before the connection negotiates.
-func (r *rtcpIn) setup(est *bandwidth, resp *nackResponder, nacks *nackCounts) {
+func (r *rtcpIn) setup(est *outbound, resp *nackResponder, nacks *nackCounts) {
 	r.mu.Lock()
 	r.est, r.resp, r.nacks = est, resp, nacks
 	r.mu.Unlock()

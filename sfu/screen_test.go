@@ -58,9 +58,22 @@ func loadVideo(t *testing.T, name string) *media.Stream {
 // remoteTrack is what a client receives of one forwarded stream.
 type remoteTrack struct {
 	packets atomic.Int64
+	octets  atomic.Int64 // payload bytes
 	ended   atomic.Bool
 	ssrc    uint32        // set before the track is seen
 	lastSeq atomic.Uint32 // of the last packet read
+	lastTS  atomic.Uint32 // RTP timestamp of the last packet read
+	report  atomic.Pointer[seenReport]
+}
+
+// seenReport is a sender report about a track, and what had been read of the track when
+// it came.
+type seenReport struct {
+	sr      rtcp.SenderReport
+	packets int64
+	octets  int64
+	lastTS  uint32
+	at      time.Time
 }
 
 // client is one participant: a Pion peer connection, and one goroutine (run) that owns
@@ -114,12 +127,27 @@ func newClient(t *testing.T, s *sfu.SFU, api *webrtc.API, id string) *client {
 		msg.From = id
 		s.Handle(msg)
 	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		rt := &remoteTrack{ssrc: uint32(tr.SSRC())}
 		c.mu.Lock()
 		c.remote[tr.StreamID()] = rt
 		c.mu.Unlock()
-		c.wg.Add(1)
+		c.wg.Add(2)
+		go func() { // the track's RTCP: ends with the track
+			defer c.wg.Done()
+			for {
+				pkts, _, err := recv.ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == rt.ssrc {
+						rt.report.Store(&seenReport{sr: *sr, packets: rt.packets.Load(), octets: rt.octets.Load(),
+							lastTS: rt.lastTS.Load(), at: time.Now()})
+					}
+				}
+			}
+		}()
 		go func() { // ends when the SFU stops the track or the peer connection closes
 			defer c.wg.Done()
 			for {
@@ -129,6 +157,8 @@ func newClient(t *testing.T, s *sfu.SFU, api *webrtc.API, id string) *client {
 					return
 				}
 				rt.lastSeq.Store(uint32(pkt.SequenceNumber))
+				rt.lastTS.Store(pkt.Timestamp)
+				rt.octets.Add(int64(len(pkt.Payload)))
 				rt.packets.Add(1)
 			}
 		}()

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
@@ -95,6 +94,7 @@ type SFU struct {
 	overLimit  atomic.Uint64 // packets of published tracks over their rate limit
 	nacks      nackCounts
 	srtpDirect atomic.Uint64 // RTP packets sent by the SFU's own SRTP write path (srtpout.go)
+	fwdDirect  atomic.Uint64 // of which those the forwarder wrote past Pion's track (srtpOut.forward)
 	rtcpDirect atomic.Uint64 // RTCP packets taken by its SRTCP read path (rtcpin.go)
 	resp       responders    // retransmit.go
 }
@@ -188,8 +188,9 @@ type participant struct {
 	neg     negotiator
 	gone    bool
 	pending []webrtc.ICECandidateInit // remote candidates before the remote description
-	// estimator is the bandwidth estimate of what the SFU sends it (simulcast.go).
-	estimator *bandwidth
+	// outbound counts what the SFU sends it: the bandwidth estimate, sender reports
+	// (outbound.go).
+	outbound  *outbound
 	responder *nackResponder // answers its NACKs (retransmit.go)
 	out       *srtpOut       // the SFU's SRTP write path to it; nil with Config.PionSRTP
 
@@ -276,20 +277,17 @@ func New(cfg Config) (*SFU, error) {
 }
 
 // newAPI makes the API of one peer connection, over the media port's current addresses:
-// Pion's default interceptors but its NACK responder; before them, closest to the network,
-// the SFU's SRTP write path out (srtpout.go; nil for none), the counter of NACKs and
-// retransmissions (nack.go), the bandwidth estimate of what the SFU sends to this
-// participant (bw, simulcast.go), the transport-wide sequence numbers it needs, and the
-// SFU's own NACK responder (retransmit.go), whose retransmissions pass the others and get
-// numbers of their own. out learns the connection's DTLS handshake through the
-// setting engine, so an API serves one peer connection.
-func (s *SFU) newAPI(out *srtpOut, bw *bandwidth) (*webrtc.API, error) {
-	seq, err := twcc.NewHeaderExtensionInterceptor()
-	if err != nil {
-		return nil, fmt.Errorf("transport-wide sequence numbers: %w", err)
-	}
-	ics := []interceptor.Factory{nackCounter{&s.nacks}, bw, seq, &s.resp}
-	o := rtcapi.Options{LoopbackOnly: s.cfg.LoopbackOnly, UDPMux: s.media.current(), NoStats: true, NoNACKResponder: true}
+// Pion's default interceptors but its NACK responder and sender reports; before them,
+// closest to the network, the SFU's SRTP write path out (srtpout.go; nil for none), the
+// counter of the NACKs it sends (nack.go), what counts every packet sent to this
+// participant (ob: transport-wide sequence numbers, the bandwidth estimate, sender reports;
+// outbound.go), and the SFU's own NACK responder (retransmit.go), whose retransmissions
+// pass ob and get numbers of their own. out learns the connection's DTLS handshake through
+// the setting engine, so an API serves one peer connection.
+func (s *SFU) newAPI(out *srtpOut, ob *outbound) (*webrtc.API, error) {
+	ics := []interceptor.Factory{nackCounter{&s.nacks}, ob, &s.resp}
+	o := rtcapi.Options{LoopbackOnly: s.cfg.LoopbackOnly, UDPMux: s.media.current(), NoStats: true,
+		NoNACKResponder: true, NoSenderReports: true}
 	if out != nil {
 		ics = append([]interceptor.Factory{out}, ics...)
 		o.Settings = out.settings
@@ -514,12 +512,12 @@ func (s *SFU) newPeerConnection(p *participant) error {
 	} else if changed {
 		s.log.Info("SFU media", "udp", fmt.Sprint(s.media.addrs()))
 	}
+	ob := newOutbound(&s.nacks)
 	var out *srtpOut
 	if !s.cfg.PionSRTP {
-		out = newSRTPOut(s.media, &s.srtpDirect, &s.rtcpDirect)
+		out = newSRTPOut(s.media, ob, &s.srtpDirect, &s.fwdDirect, &s.rtcpDirect)
 	}
-	bw := newBandwidth()
-	api, err := s.newAPI(out, bw)
+	api, err := s.newAPI(out, ob)
 	if err != nil {
 		return err
 	}
@@ -531,9 +529,9 @@ func (s *SFU) newPeerConnection(p *participant) error {
 		out.watch(pc)
 	}
 	p.pc, p.api, p.out = pc, api, out
-	p.estimator, p.responder = bw, s.resp.take()
+	p.outbound, p.responder = ob, s.resp.take()
 	if out != nil {
-		out.rtcp.setup(p.estimator, p.responder, &s.nacks)
+		out.rtcp.setup(p.outbound, p.responder, &s.nacks)
 	}
 	return nil
 }
@@ -981,7 +979,7 @@ func (s *SFU) sync(p *participant) (deferred bool, err error) {
 		if p.subs[f] != nil {
 			continue
 		}
-		local, err := webrtc.NewTrackLocalStaticRTP(f.codec, f.id, f.streamID)
+		local, err := newLocalTrack(f.codec, f.id, f.streamID)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("new track %s: %w", f.id, err))
 			continue
@@ -1006,7 +1004,7 @@ func (s *SFU) sync(p *participant) (deferred bool, err error) {
 			}
 		}
 		sender := tr.Sender()
-		down := newDownTrack(local, f.clockRate, f.simulcast)
+		down := newDownTrack(local, p.out, f.clockRate, f.simulcast)
 		// The subscriber's RTCP: NACKs are answered from the forwarder's cache; PLI and FIR
 		// become a key frame request to the publisher. The SFU's SRTCP read path takes what
 		// it can (rtcpin.go), this reader the rest; it ends when the sender stops.
@@ -1026,7 +1024,7 @@ func (s *SFU) sync(p *participant) (deferred bool, err error) {
 
 // reuse puts track in a free media section of its kind, with a new sender, or returns nil
 // if there is none.
-func (p *participant) reuse(track *webrtc.TrackLocalStaticRTP) (*webrtc.RTPTransceiver, error) {
+func (p *participant) reuse(track *localTrack) (*webrtc.RTPTransceiver, error) {
 	if p.noReuse {
 		return nil, nil
 	}
@@ -1055,7 +1053,7 @@ func (p *participant) reuse(track *webrtc.TrackLocalStaticRTP) (*webrtc.RTPTrans
 }
 
 // addTransceiver adds a media section that sends track.
-func (p *participant) addTransceiver(track *webrtc.TrackLocalStaticRTP) (*webrtc.RTPTransceiver, error) {
+func (p *participant) addTransceiver(track *localTrack) (*webrtc.RTPTransceiver, error) {
 	tr, err := p.pc.AddTransceiverFromTrack(track,
 		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
@@ -1095,6 +1093,10 @@ type Stats struct {
 	// SRTPDirect is how many RTP packets, in total since New, the SFU encrypted and queued
 	// on the media port itself rather than through Pion's SRTP session (srtpout.go).
 	SRTPDirect uint64 `json:"srtp_direct"`
+	// ForwardedDirect is how many of those the forwarder wrote there itself, past Pion's
+	// track and interceptors (srtpOut.forward); the others (retransmissions, and packets
+	// written before a subscriber's stream was bound) came through them.
+	ForwardedDirect uint64 `json:"forwarded_direct"`
 	// RTCPDirect is how many SRTCP packets, in total since New, the SFU took off the media
 	// port and acted on itself rather than through Pion's SRTCP session (rtcpin.go).
 	RTCPDirect uint64 `json:"rtcp_direct"`
@@ -1152,7 +1154,7 @@ func (s *SFU) Stats() Stats {
 		NACKsReceived: s.nacks.received.Load(), NACKedPackets: s.nacks.nacked.Load(),
 		Retransmissions: s.nacks.retransmitted.Load(),
 		NACKsSent:       s.nacks.sent.Load(), NACKsSentPackets: s.nacks.sentPackets.Load(),
-		Written: s.nacks.written.Load(), SRTPDirect: s.srtpDirect.Load(), RTCPDirect: s.rtcpDirect.Load(), OverLimit: s.overLimit.Load(), Media: s.media.stats()}
+		Written: s.nacks.written.Load(), SRTPDirect: s.srtpDirect.Load(), ForwardedDirect: s.fwdDirect.Load(), RTCPDirect: s.rtcpDirect.Load(), OverLimit: s.overLimit.Load(), Media: s.media.stats()}
 	for _, r := range s.rooms {
 		r.mu.Lock()
 		if len(r.members) > 0 {
@@ -1169,8 +1171,8 @@ func (s *SFU) Stats() Stats {
 			for _, f := range p.published {
 				ps.Forwarded += f.packets.Load()
 			}
-			if p.estimator != nil {
-				ps.EstimateKbps = p.estimator.target() / 1000
+			if p.outbound != nil {
+				ps.EstimateKbps = p.outbound.target() / 1000
 			}
 			ps.Subscriptions, ps.Layers = s.subscriptionStats(p), layerStats(p)
 			st.Participants = append(st.Participants, ps)

@@ -1,16 +1,7 @@
 package sfu
 
 import (
-	"encoding/binary"
-	"sync"
 	"time"
-
-	"github.com/pion/interceptor"
-	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
-
-	"github.com/parley-rtc/parley/bwe"
 )
 
 // The I/O shell of simulcast: a bandwidth estimate per subscriber peer connection, and a
@@ -29,98 +20,6 @@ const (
 	// taken as stopped (the publisher's encoder paused it).
 	stoppedAfter = 4
 )
-
-// bandwidth is the estimate of the bandwidth from the SFU to one peer (package bwe), and
-// the interceptor factory that feeds it, registered for that peer's connection only: it
-// records every packet sent with its transport-wide sequence number
-// (draft-holmer-rmcat-transport-wide-cc-extensions-01), and takes the transport-wide
-// feedback that comes through Pion; rtcpin.go hands it the feedback the SFU's own SRTCP
-// path takes.
-//
-// Pion's GCC (pion/interceptor's gcc and cc) did this until the estimate was measured as
-// the largest part of the SFU's own CPU time at 200 subscribers, about a sixth of it: per
-// packet sent, a map entry, a list element and two allocations, and per connection two
-// goroutines fed through unbuffered channels. Here a packet sent is a slot of an array, and
-// the feedback is acted on where it is read.
-type bandwidth struct {
-	mu  sync.Mutex
-	est *bwe.Estimator
-}
-
-func newBandwidth() *bandwidth {
-	return &bandwidth{est: bwe.New(bwe.Config{Initial: initialEstimate, Min: minEstimate, Max: maxEstimate})}
-}
-
-// target is the estimate, bit/s.
-func (b *bandwidth) target() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.est.Target()
-}
-
-func (b *bandwidth) feedback(fb *rtcp.TransportLayerCC) {
-	now := time.Now()
-	b.mu.Lock()
-	b.est.Feedback(fb, now)
-	b.mu.Unlock()
-}
-
-// NewInterceptor makes the interceptor of the peer connection b belongs to. Registered
-// below the one that adds transport-wide sequence numbers (twcc's header extension
-// interceptor), it sees every packet with its number, retransmissions included.
-func (b *bandwidth) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &bandwidthInterceptor{b: b}, nil
-}
-
-type bandwidthInterceptor struct {
-	interceptor.NoOp
-	b *bandwidth
-}
-
-func (i *bandwidthInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
-	var id uint8
-	for _, e := range info.RTPHeaderExtensions {
-		if e.URI == sdp.TransportCCURI {
-			id = uint8(e.ID)
-		}
-	}
-	if id == 0 {
-		return w
-	}
-	b := i.b
-	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if ext := h.GetExtension(id); len(ext) >= 2 {
-			size := h.MarshalSize() + len(payload)
-			now := time.Now()
-			b.mu.Lock()
-			b.est.Sent(binary.BigEndian.Uint16(ext), size, now)
-			b.mu.Unlock()
-		}
-		return w.Write(h, payload, a)
-	})
-}
-
-func (i *bandwidthInterceptor) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
-	return interceptor.RTCPReaderFunc(func(buf []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		n, a, err := r.Read(buf, a)
-		if err != nil {
-			return n, a, err
-		}
-		if a == nil {
-			a = interceptor.Attributes{}
-		}
-		pkts, err := a.GetRTCPPackets(buf[:n])
-		if err != nil {
-			return n, a, nil // not for the estimate to refuse; the reader above may
-		}
-		for _, p := range pkts {
-			if fb, ok := p.(*rtcp.TransportLayerCC); ok {
-				i.b.feedback(fb)
-			}
-		}
-		return n, a, nil
-	})
-}
 
 // rateMeter measures a layer's bitrate from its byte counter, smoothed over about a second.
 type rateMeter struct {
@@ -201,10 +100,10 @@ func allocateRoom(r *room, now time.Time) {
 	}
 	var rates [4]int
 	for _, p := range r.members {
-		if p.gone || p.estimator == nil {
+		if p.gone || p.outbound == nil {
 			continue
 		}
-		budget, n := p.estimator.target(), 0
+		budget, n := p.outbound.target(), 0
 		for f := range p.subs {
 			if f.simulcast {
 				n++

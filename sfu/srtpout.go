@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/prf"
@@ -27,10 +29,12 @@ import (
 // The SFU's own SRTP write path. Pion writes each RTP packet to a subscriber through its
 // SRTP session, its DTLS/SRTP mux, its ICE connection and the ICE UDP mux, with a lock or a
 // channel at each step: at 200 subscribers half of the per-subscriber write was spent there,
-// and a quarter of it encrypting and queueing the packet. srtpOut does those two itself,
-// under the interceptors (so reports, transport-wide sequence numbers and the bandwidth
-// estimate still see every packet): it encrypts with a pion/srtp context of its own and
-// queues the packet on the media port's socket, for the remote address ICE selected.
+// and a quarter of it encrypting and queueing the packet. srtpOut does those two itself: it
+// encrypts with a pion/srtp context of its own and queues the packet on the media port's
+// socket, for the remote address ICE selected. Packets the forwarder writes come to it
+// straight (forward), past Pion's track and interceptors, which then cost as much as the
+// rest of the write; the connection's outbound counts them as it counts those that come
+// through the interceptors, under which srtpOut is registered (write).
 //
 // Pion v4.2.20 does not expose the SRTP keys (RFC 5764 §4.2) of a peer connection, so
 // dtlsKeys derives them as pion/dtls does, from what two of its hooks show of the handshake:
@@ -161,10 +165,12 @@ const rtcpReplayWindow = 64
 // under the others; and its SRTCP read path (rtcpin.go). Until on (activate), packets go
 // down Pion's paths.
 type srtpOut struct {
-	keys  dtlsKeys
-	media *mediaMux
-	count *atomic.Uint64 // the SFU's total of packets sent this way
-	rtcp  rtcpIn
+	keys      dtlsKeys
+	media     *mediaMux
+	ob        *outbound      // counts what the forwarder writes here (forward)
+	count     *atomic.Uint64 // the SFU's total of packets sent this way
+	forwarded *atomic.Uint64 // of which those the forwarder wrote here
+	rtcp      rtcpIn
 
 	on     atomic.Bool
 	mu     sync.Mutex // serialises writes, which come from every forwarder of the subscriber
@@ -178,11 +184,14 @@ type srtpOut struct {
 	hdr    rtp.Header
 	plain  []byte
 	cipher []byte
+	fwd    rtp.Header // the header of the packet forward writes
+	twcc   [2]byte    // its transport-wide sequence number
 }
 
-func newSRTPOut(media *mediaMux, count, rtcpCount *atomic.Uint64) *srtpOut {
-	return &srtpOut{media: media, count: count, rtcp: rtcpIn{count: rtcpCount},
-		plain: make([]byte, 0, maxRTP+100), cipher: make([]byte, 0, maxRTP+200)}
+func newSRTPOut(media *mediaMux, ob *outbound, count, forwarded, rtcpCount *atomic.Uint64) *srtpOut {
+	return &srtpOut{media: media, ob: ob, count: count, forwarded: forwarded, rtcp: rtcpIn{count: rtcpCount},
+		plain: make([]byte, 0, maxRTP+100), cipher: make([]byte, 0, maxRTP+200),
+		fwd: rtp.Header{Extensions: make([]rtp.Extension, 0, 1)}}
 }
 
 // settings makes the SFU this connection's DTLS server when it answers, and hands
@@ -293,10 +302,15 @@ func (o *srtpOut) write(h *rtp.Header, payload []byte, a interceptor.Attributes,
 		return next.Write(h, payload, a)
 	}
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	if !o.on.Load() { // turned off meanwhile
-		o.mu.Unlock()
 		return next.Write(h, payload, a)
 	}
+	return o.seal(h, payload)
+}
+
+// seal encrypts one RTP packet and queues it; o.mu is held.
+func (o *srtpOut) seal(h *rtp.Header, payload []byte) (int, error) {
 	p := rtp.Packet{Header: *h, Payload: payload}
 	size := p.MarshalSize()
 	if cap(o.plain) < size {
@@ -309,12 +323,106 @@ func (o *srtpOut) write(h *rtp.Header, payload []byte, a interceptor.Attributes,
 	if err == nil {
 		_, err = o.conn.WriteToAddrPort(o.cipher, o.remote)
 	}
-	o.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
 	o.count.Add(1)
 	return n, nil
+}
+
+// forward writes a forwarded packet to the subscriber's stream b past Pion's track and
+// interceptors, which cost as much as the rest of the write: it gives the packet the
+// stream's SSRC and payload type as Pion's track would, has the connection's outbound
+// count it and number it (the transport-wide sequence number), and seals it. It reports
+// false, having done nothing, while this path is off or before the stream is bound: the
+// caller then writes through the track.
+func (o *srtpOut) forward(b *binding, p *rtp.Packet, now time.Time) bool {
+	if !o.on.Load() {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.on.Load() {
+		return false
+	}
+	st := b.stream
+	if st == nil {
+		if st = o.ob.stream(b.ssrc); st == nil {
+			return false
+		}
+		b.stream = st
+	}
+	h := &o.fwd
+	ext := h.Extensions[:0]
+	*h = p.Header
+	h.SSRC, h.PayloadType = b.ssrc, b.pt
+	h.Extension, h.ExtensionProfile, h.Extensions = false, 0, ext
+	if st.twcc != 0 {
+		if err := h.SetExtension(st.twcc, o.twcc[:]); err != nil {
+			return false
+		}
+	}
+	seq := o.ob.stamp(st, h, len(p.Payload), h.MarshalSize()+len(p.Payload), now)
+	binary.BigEndian.PutUint16(o.twcc[:], seq)
+	// An error means the connection is closing, which leave handles.
+	if _, err := o.seal(h, p.Payload); err == nil {
+		o.forwarded.Add(1)
+	}
+	return true
+}
+
+// localTrack is a forwarded track as one subscriber receives it: Pion's
+// TrackLocalStaticRTP, which negotiates and binds it, and what the SFU's own write path
+// (srtpOut.forward) needs of its binding to the subscriber's RTP sender.
+type localTrack struct {
+	*webrtc.TrackLocalStaticRTP
+	mu    sync.Mutex
+	binds int
+	bound atomic.Pointer[binding] // nil unless bound once
+}
+
+// binding is a local track's binding to a subscriber's RTP sender.
+type binding struct {
+	ssrc   uint32
+	pt     uint8
+	stream *sendStream // the connection's outbound's, found at the first write; srtpOut.mu guards it
+}
+
+func newLocalTrack(codec webrtc.RTPCodecCapability, id, streamID string) (*localTrack, error) {
+	t, err := webrtc.NewTrackLocalStaticRTP(codec, id, streamID)
+	if err != nil {
+		return nil, err
+	}
+	return &localTrack{TrackLocalStaticRTP: t}, nil
+}
+
+// Bind is Pion's, noting the binding's SSRC and payload type. A track bound twice at once
+// (which the SFU never does) goes through Pion's track to both.
+func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	c, err := t.TrackLocalStaticRTP.Bind(ctx)
+	if err != nil {
+		return c, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.binds++
+	if t.binds == 1 {
+		t.bound.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType)})
+	} else {
+		t.bound.Store(nil)
+	}
+	return c, nil
+}
+
+func (t *localTrack) Unbind(ctx webrtc.TrackLocalContext) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.bound.Store(nil)
+	err := t.TrackLocalStaticRTP.Unbind(ctx)
+	if err == nil {
+		t.binds--
+	}
+	return err
 }
 
 // NewInterceptor makes the interceptor of the peer connection this srtpOut belongs to:

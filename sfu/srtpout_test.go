@@ -36,17 +36,23 @@ func TestSRTPDirect(t *testing.T) {
 			after := s.Stats()
 			got := [2]int64{b.track("A").packets.Load() - start[0], a.track("B").packets.Load() - start[1]}
 			direct := after.SRTPDirect - before.SRTPDirect
-			t.Logf("A and B received %d and %d packets; %d went through the SFU's SRTP write path", got[0], got[1], direct)
+			forwarded := after.ForwardedDirect - before.ForwardedDirect
+			t.Logf("A and B received %d and %d packets; %d went through the SFU's SRTP write path, %d of them past Pion's track", got[0], got[1], direct, forwarded)
 			for _, p := range after.Participants {
 				if p.SRTPDirect == pion {
 					t.Errorf("participant %s: SRTPDirect %v with PionSRTP %v", p.ID, p.SRTPDirect, pion)
 				}
 			}
 			if pion {
-				if after.SRTPDirect != 0 {
-					t.Errorf("%d packets through the SFU's SRTP write path with PionSRTP", after.SRTPDirect)
+				if after.SRTPDirect != 0 || after.ForwardedDirect != 0 {
+					t.Errorf("%d packets through the SFU's SRTP write path with PionSRTP, %d past Pion's track", after.SRTPDirect, after.ForwardedDirect)
 				}
 				return
+			}
+			// Forwarded packets go past Pion's track: all those received in between, and
+			// no more than went the SFU's way.
+			if forwarded < uint64(got[0]+got[1]) || forwarded > direct {
+				t.Errorf("%d packets forwarded past Pion's track, want from %d (received) to %d (sent the SFU's way)", forwarded, got[0]+got[1], direct)
 			}
 			// Every RTP packet to a connected participant goes that way: at least all those
 			// they received in between.
@@ -118,6 +124,48 @@ func TestRTCPDirect(t *testing.T) {
 			}
 			if !pion && taken < 3 { // the PLI, the NACK, and feedback every 100 ms
 				t.Errorf("%d RTCP packets taken by the SFU's SRTCP read path, want at least 3", taken)
+			}
+		})
+	}
+}
+
+// TestSenderReports: the SFU sends a sender report (RFC 3550 §6.4.1) about each track it
+// forwards to a subscriber, whichever way the packets go: it counts the packets and
+// payload octets the subscriber got, and maps the subscriber's RTP timestamps to the wall
+// clock, which receivers need to play audio and video in sync.
+func TestSenderReports(t *testing.T) {
+	for _, pion := range []bool{false, true} {
+		name := "direct"
+		if pion {
+			name = "PionSRTP"
+		}
+		t.Run(name, func(t *testing.T) {
+			_, _, b := twoCameras(t, sfu.Config{PionSRTP: pion})
+			receiving(t, "A", 10, b)
+			rt := b.track("A")
+			first := rt.report.Load()
+			var r *seenReport
+			waitFor(t, 10*time.Second, "a sender report of A's camera to B", func() (bool, string) {
+				r = rt.report.Load()
+				return r != nil && r != first && r.sr.PacketCount > 0, fmt.Sprintf("%+v", r)
+			})
+			t.Logf("report: %d packets, %d octets, RTP time %d; B had read %d packets, %d octets, timestamp %d", r.sr.PacketCount, r.sr.OctetCount, r.sr.RTPTime, r.packets, r.octets, r.lastTS)
+			// Packets under way when the report went (at 30 frames/s on loopback, a frame's
+			// worth at most) make the counts differ a little.
+			if d := int64(r.sr.PacketCount) - r.packets; d < -10 || d > 10 {
+				t.Errorf("report counts %d packets, B read %d", r.sr.PacketCount, r.packets)
+			}
+			if d := int64(r.sr.OctetCount) - r.octets; d < -20_000 || d > 20_000 {
+				t.Errorf("report counts %d octets, B read %d", r.sr.OctetCount, r.octets)
+			}
+			// Its RTP time is that of about when it went: past the last frame B read, by
+			// less than 200 ms on the 90 kHz clock.
+			if d := int32(r.sr.RTPTime - r.lastTS); d < -900 || d > 18_000 {
+				t.Errorf("report's RTP time %d, %d from the last timestamp B read (%d)", r.sr.RTPTime, d, r.lastTS)
+			}
+			at := time.Unix(int64(r.sr.NTPTime>>32)-2_208_988_800, int64((r.sr.NTPTime&0xffffffff)*1e9>>32))
+			if d := r.at.Sub(at); d < -time.Second || d > time.Second {
+				t.Errorf("report's NTP time %v, %v before it was read", at, d)
 			}
 		})
 	}
