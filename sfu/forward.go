@@ -60,7 +60,7 @@ type layer struct {
 // simulcast track the layer it gets and the one it should get.
 type downTrack struct {
 	local  *localTrack
-	out    *srtpOut // the subscriber's SRTP write path; nil with Config.PionSRTP
+	out    *srtpOut              // the subscriber's SRTP write path; nil with Config.PionSRTP
 	target atomic.Pointer[layer] // set by the allocation; the switch waits for its key frame
 	cur    atomic.Pointer[layer] // current, for a lock-free look on the hot path
 
