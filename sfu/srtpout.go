@@ -302,10 +302,11 @@ func (o *srtpOut) write(h *rtp.Header, payload []byte, a interceptor.Attributes,
 		return next.Write(h, payload, a)
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if !o.on.Load() { // turned off meanwhile
+		o.mu.Unlock()
 		return next.Write(h, payload, a)
 	}
+	defer o.mu.Unlock()
 	return o.seal(h, payload)
 }
 
