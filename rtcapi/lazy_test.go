@@ -50,8 +50,11 @@ func TestLazyStart(t *testing.T) {
 		r := interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) { return 0, a, nil })
 		i.BindRemoteStream(&interceptor.StreamInfo{SSRC: 1, MimeType: "video/VP8", ClockRate: 90000,
 			RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}}, r)
-		if !running(c.loop) {
-			t.Fatalf("%s does not run after a remote stream is bound", c.loop)
+		// Started, it may not have been scheduled yet.
+		for deadline := time.Now().Add(5 * time.Second); !running(c.loop); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not run within 5 s of a remote stream bound", c.loop)
+			}
 		}
 		if err := i.Close(); err != nil {
 			t.Fatal(err)
