@@ -94,18 +94,17 @@ func (o *outbound) stream(ssrc uint32) *sendStream {
 func (o *outbound) stamp(st *sendStream, h *rtp.Header, payload, size int, now time.Time) uint16 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	first := h.SSRC == st.ssrc
+	if first && st.sent != nil {
+		slot, mark := &st.sent[h.SequenceNumber%uint16(len(st.sent))], uint32(h.SequenceNumber)+1
+		first, *slot = *slot != mark, mark
+	}
 	switch {
-	case h.SSRC == st.rtx && st.rtx != 0:
-		o.nacks.retransmitted.Add(1)
-	case h.SSRC != st.ssrc:
-	case st.sent != nil && st.sent[h.SequenceNumber%uint16(len(st.sent))] == uint32(h.SequenceNumber)+1:
-		o.nacks.retransmitted.Add(1)
-	default:
-		if st.sent != nil {
-			st.sent[h.SequenceNumber%uint16(len(st.sent))] = uint32(h.SequenceNumber) + 1
-		}
+	case first:
 		o.nacks.written.Add(1)
 		st.count(h, payload, now)
+	case h.SSRC == st.ssrc || (st.rtx != 0 && h.SSRC == st.rtx):
+		o.nacks.retransmitted.Add(1)
 	}
 	if st.twcc == 0 {
 		return 0
