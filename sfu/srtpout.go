@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,15 +183,12 @@ type srtpOut struct {
 	ufrag  string  // the connection's local ICE ufrag, as of activate
 	closed bool
 	hdr    rtp.Header
-	plain  []byte
-	cipher []byte
 	fwd    rtp.Header // the header of the packet forward writes
 	twcc   [2]byte    // its transport-wide sequence number
 }
 
 func newSRTPOut(media *mediaMux, ob *outbound, count, forwarded, rtcpCount *atomic.Uint64) *srtpOut {
 	return &srtpOut{media: media, ob: ob, count: count, forwarded: forwarded, rtcp: rtcpIn{count: rtcpCount},
-		plain: make([]byte, 0, maxRTP+100), cipher: make([]byte, 0, maxRTP+200),
 		fwd: rtp.Header{Extensions: make([]rtp.Extension, 0, 1)}}
 }
 
@@ -310,26 +308,31 @@ func (o *srtpOut) write(h *rtp.Header, payload []byte, a interceptor.Attributes,
 	return o.seal(h, payload)
 }
 
-// seal encrypts one RTP packet and queues it; o.mu is held.
+// seal encrypts one RTP packet and queues it; o.mu is held. The packet is marshalled into
+// a datagram of the socket's pool and encrypted there, in place: each byte is written once,
+// to a buffer that is then in cache for the encryption.
 func (o *srtpOut) seal(h *rtp.Header, payload []byte) (int, error) {
 	p := rtp.Packet{Header: *h, Payload: payload}
 	size := p.MarshalSize()
-	if cap(o.plain) < size {
-		o.plain = make([]byte, 0, size)
-	}
-	n, err := p.MarshalTo(o.plain[:size])
+	d := o.conn.Datagram()
+	d.Buf = slices.Grow(d.Buf, size+maxAuthTag)[:size]
+	n, err := p.MarshalTo(d.Buf)
 	if err == nil {
-		o.cipher, err = o.ctx.EncryptRTP(o.cipher[:0], o.plain[:n], &o.hdr)
-	}
-	if err == nil {
-		_, err = o.conn.WriteToAddrPort(o.cipher, o.remote)
+		d.Buf, err = o.ctx.EncryptRTP(d.Buf[:n], d.Buf[:n], &o.hdr)
 	}
 	if err != nil {
+		return 0, err // d is left to the garbage collector
+	}
+	if err := o.conn.Send(d, o.remote); err != nil {
 		return 0, err
 	}
 	o.count.Add(1)
 	return n, nil
 }
+
+// maxAuthTag is the longest SRTP authentication tag of the profiles Pion offers: AES-GCM's
+// 16 bytes (RFC 7714 §7); HMAC-SHA1-80's is 10 (RFC 3711 §5.2).
+const maxAuthTag = 16
 
 // forward writes a forwarded packet to the subscriber's stream b past Pion's track and
 // interceptors, which cost as much as the rest of the write: it gives the packet the

@@ -17,8 +17,8 @@ import (
 func queueAtOnce(b *Conn, ps [][]byte, to []netip.AddrPort) {
 	b.mu.Lock()
 	for i, p := range ps {
-		d := b.pool.Get().(*datagram)
-		d.buf = append(d.buf[:0], p...)
+		d := b.pool.Get().(*Datagram)
+		d.Buf = append(d.Buf[:0], p...)
 		d.to = to[i]
 		b.queue = append(b.queue, d)
 	}

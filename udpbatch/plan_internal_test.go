@@ -11,17 +11,17 @@ import (
 func TestPlan(t *testing.T) {
 	a := netip.MustParseAddrPort("192.0.2.1:5004")
 	b := netip.MustParseAddrPort("[2001:db8::1]:5004")
-	dg := func(to netip.AddrPort, size int) *datagram { return &datagram{buf: make([]byte, size), to: to} }
+	dg := func(to netip.AddrPort, size int) *Datagram { return &Datagram{Buf: make([]byte, size), to: to} }
 	cases := []struct {
 		name     string
-		batch    []*datagram
+		batch    []*Datagram
 		most     int
 		wantIdx  []int // the batch's indexes in send order
 		wantSegs []int
 	}{
 		{
 			name: "two addresses",
-			batch: []*datagram{dg(a, 1000), dg(b, 500), dg(a, 1000), dg(a, 1000), dg(b, 500), dg(a, 600),
+			batch: []*Datagram{dg(a, 1000), dg(b, 500), dg(a, 1000), dg(a, 1000), dg(b, 500), dg(a, 600),
 				dg(a, 1000), dg(b, 700), dg(a, 1000)},
 			most: 64,
 			// a's run ends at its shorter datagram; b's 700 is longer than its run's 500.
@@ -30,21 +30,21 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name:     "at most",
-			batch:    []*datagram{dg(a, 100), dg(a, 100), dg(a, 100), dg(a, 100), dg(a, 100)},
+			batch:    []*Datagram{dg(a, 100), dg(a, 100), dg(a, 100), dg(a, 100), dg(a, 100)},
 			most:     2,
 			wantIdx:  []int{0, 1, 2, 3, 4},
 			wantSegs: []int{2, 2, 1},
 		},
 		{
 			name:     "one each",
-			batch:    []*datagram{dg(a, 100), dg(a, 100), dg(b, 100)},
+			batch:    []*Datagram{dg(a, 100), dg(a, 100), dg(b, 100)},
 			most:     1,
 			wantIdx:  []int{0, 1, 2},
 			wantSegs: []int{1, 1, 1},
 		},
 	}
 	// At most 65,507 bytes a message: 46 datagrams of 1,400.
-	var big []*datagram
+	var big []*Datagram
 	var bigIdx []int
 	for i := range 60 {
 		big = append(big, dg(a, 1400))
@@ -52,7 +52,7 @@ func TestPlan(t *testing.T) {
 	}
 	cases = append(cases, struct {
 		name     string
-		batch    []*datagram
+		batch    []*Datagram
 		most     int
 		wantIdx  []int
 		wantSegs []int

@@ -99,10 +99,10 @@ func (s *sender) max() int { return len(s.hdrs) }
 // send sends ds (at most s.max()) with one system call, or more if the socket's buffer
 // fills: one message each, or, with segs, segs[i] datagrams of one address in message i.
 // It returns how many messages were sent; an error is that of the message after them.
-func (s *sender) send(ds []*datagram, segs []int) (int, error) {
+func (s *sender) send(ds []*Datagram, segs []int) (int, error) {
 	for i, d := range ds {
-		s.iovs[i].Base = unsafe.SliceData(d.buf)
-		s.iovs[i].SetLen(len(d.buf))
+		s.iovs[i].Base = unsafe.SliceData(d.Buf)
+		s.iovs[i].SetLen(len(d.Buf))
 	}
 	k := len(ds)
 	if segs != nil {
@@ -120,7 +120,7 @@ func (s *sender) send(ds []*datagram, segs []int) (int, error) {
 		h.Namelen = putSockaddr(&s.addrs[m], ds[at].to, &s.zones)
 		if n > 1 {
 			c := s.ctrl[m*segmentSpace : (m+1)*segmentSpace]
-			binary.NativeEndian.PutUint16(c[unix.CmsgLen(0):], uint16(len(ds[at].buf)))
+			binary.NativeEndian.PutUint16(c[unix.CmsgLen(0):], uint16(len(ds[at].Buf)))
 			h.Control = &c[0]
 			h.SetControllen(segmentSpace)
 		} else {

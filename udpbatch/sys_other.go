@@ -47,7 +47,7 @@ func (s *sender) gso() bool { return false }
 func gsoRefused(error) bool { return false }
 
 // send sends batch, one message per datagram: segs is always nil here.
-func (s *sender) send(batch []*datagram, _ []int) (int, error) {
+func (s *sender) send(batch []*Datagram, _ []int) (int, error) {
 	for i, d := range batch {
 		ip := d.to.Addr().Unmap()
 		s.ips[i] = ip.As16()
@@ -56,7 +56,7 @@ func (s *sender) send(batch []*datagram, _ []int) (int, error) {
 			a = a[12:]
 		}
 		s.addrs[i] = net.UDPAddr{IP: a, Port: int(d.to.Port()), Zone: ip.Zone()}
-		s.msgs[i].Buffers[0] = d.buf
+		s.msgs[i].Buffers[0] = d.Buf
 		s.msgs[i].Addr = &s.addrs[i]
 	}
 	n, err := s.w.WriteBatch(s.msgs[:len(batch)], 0)

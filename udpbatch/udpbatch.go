@@ -2,12 +2,13 @@
 // datagrams per system call (sendmmsg(2) on Linux), for a server that sends to many peers
 // from one port: the SFU's media port.
 //
-// A write copies the datagram into a pooled buffer and queues it; one writer goroutine per
-// socket sends everything queued. Batching is natural: while the writer is in a system call,
-// the next datagrams queue up, and it sends them all with the next one. An idle socket adds
-// no delay: the writer wakes on the first datagram. The queue is bounded: a write that finds
-// it full waits for the writer to take what is queued (back pressure, as a blocking
-// sendto(2) gives), but at most MaxWait; then the datagram is dropped and counted.
+// A write copies the datagram into a pooled buffer and queues it (or the caller fills the
+// pooled buffer itself: Datagram, Send); one writer goroutine per socket sends everything
+// queued. Batching is natural: while the writer is in a system call, the next datagrams
+// queue up, and it sends them all with the next one. An idle socket adds no delay: the
+// writer wakes on the first datagram. The queue is bounded: a write that finds it full waits
+// for the writer to take what is queued (back pressure, as a blocking sendto(2) gives), but
+// at most MaxWait; then the datagram is dropped and counted.
 //
 // Where the kernel has UDP generic segmentation offload (Linux's UDP_SEGMENT, since 4.18),
 // datagrams of one batch to one address go as one message when their sizes allow it: the
@@ -76,14 +77,14 @@ type Conn struct {
 	wait time.Duration
 
 	mu      sync.Mutex
-	queue   []*datagram
+	queue   []*Datagram
 	closing bool
 	room    chan struct{} // made by a write that waits for room, closed by the writer
 	wake    chan struct{} // capacity 1
 	done    chan struct{} // closed when the writer has ended
 	close   sync.Once
 
-	pool sync.Pool // *datagram
+	pool sync.Pool // *Datagram
 
 	gso  atomic.Bool // segmented messages allowed: the kernel has them and they have not failed
 	plan plan        // the writer's
@@ -91,9 +92,14 @@ type Conn struct {
 	sent, batches, dropped, waits, errs, segmented atomic.Uint64
 }
 
-// datagram is one queued write.
-type datagram struct {
-	buf []byte
+// Datagram is a buffer of the Conn's pool, to fill and queue (Send) without the copy
+// WriteToAddrPort makes: a caller that builds its datagrams, as an SRTP sender encrypting
+// in place, writes each byte once.
+type Datagram struct {
+	// Buf is the datagram: a Datagram from the pool has length 0 and room for at least
+	// 1500 bytes (an Ethernet MTU). Appending past its capacity is fine: the larger buffer
+	// then stays with the Datagram.
+	Buf []byte
 	to  netip.AddrPort
 }
 
@@ -128,7 +134,7 @@ func New(c *net.UDPConn, o Options) (*Conn, error) {
 	}
 	b := &Conn{c: c, out: out, in: in, max: o.QueueLen, wait: o.MaxWait, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	b.gso.Store(!o.NoGSO && out.gso())
-	b.pool.New = func() any { return &datagram{buf: make([]byte, 0, maxDatagram)} }
+	b.pool.New = func() any { return &Datagram{Buf: make([]byte, 0, maxDatagram)} }
 	go b.writer()
 	return b, nil
 }
@@ -158,8 +164,25 @@ func (b *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // family (an IPv4-mapped IPv6 address goes as IPv4); the kernel refuses others
 // (Stats.Errors).
 func (b *Conn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
-	d := b.pool.Get().(*datagram)
-	d.buf = append(d.buf[:0], p...)
+	d := b.Datagram()
+	d.Buf = append(d.Buf, p...)
+	if err := b.Send(d, addr); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Datagram returns an empty Datagram from the pool, to fill and Send.
+func (b *Conn) Datagram() *Datagram {
+	d := b.pool.Get().(*Datagram)
+	d.Buf = d.Buf[:0]
+	return d
+}
+
+// Send queues d for addr, as WriteToAddrPort queues its copy; the Conn owns d from now on,
+// whatever Send returns: net.ErrClosed after Close, nil otherwise (a datagram dropped for
+// want of room is counted in Stats.Dropped).
+func (b *Conn) Send(d *Datagram, addr netip.AddrPort) error {
 	d.to = addr
 
 	b.mu.Lock()
@@ -183,20 +206,20 @@ func (b *Conn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 		case <-timeout.C:
 			b.dropped.Add(1)
 			b.pool.Put(d)
-			return len(p), nil
+			return nil
 		}
 		b.mu.Lock()
 	}
 	if b.closing {
 		b.mu.Unlock()
 		b.pool.Put(d)
-		return 0, &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(addr), Err: net.ErrClosed}
+		return &net.OpError{Op: "write", Net: "udp", Addr: net.UDPAddrFromAddrPort(addr), Err: net.ErrClosed}
 	}
 	if len(b.queue) >= b.max {
 		b.mu.Unlock()
 		b.pool.Put(d)
 		b.dropped.Add(1)
-		return len(p), nil
+		return nil
 	}
 	b.queue = append(b.queue, d)
 	first := len(b.queue) == 1
@@ -207,13 +230,13 @@ func (b *Conn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 		default:
 		}
 	}
-	return len(p), nil
+	return nil
 }
 
 // writer sends what is queued until Close, then what Close left queued.
 func (b *Conn) writer() {
 	defer close(b.done)
-	var batch []*datagram // swapped with b.queue, so neither is reallocated in the steady state
+	var batch []*Datagram // swapped with b.queue, so neither is reallocated in the steady state
 	for range b.wake {
 		for {
 			b.mu.Lock()
@@ -241,7 +264,7 @@ func (b *Conn) writer() {
 
 // send writes batch, Options.Batch datagrams per system call. A datagram the kernel refuses is
 // counted and skipped; the rest still go.
-func (b *Conn) send(batch []*datagram) {
+func (b *Conn) send(batch []*Datagram) {
 	most := 1
 	if b.gso.Load() {
 		most = min(b.out.max(), maxSegments)
@@ -293,7 +316,7 @@ func (b *Conn) send(batch []*datagram) {
 }
 
 // sendEach writes datagrams one message each, counting the ones refused.
-func (b *Conn) sendEach(ds []*datagram) {
+func (b *Conn) sendEach(ds []*Datagram) {
 	for len(ds) > 0 {
 		n, err := b.out.send(ds, nil)
 		b.sent.Add(uint64(n))
@@ -324,7 +347,7 @@ type plan struct {
 	open  map[netip.AddrPort]int32 // an address's message that may take more
 	msgs  []planned
 	next  []int32 // the datagram after batch[i] in its message, or -1
-	order []*datagram
+	order []*Datagram
 	segs  []int
 }
 
@@ -336,7 +359,7 @@ type planned struct {
 
 // make returns the batch in send order and each message's number of datagrams; no
 // message has more than most.
-func (p *plan) make(batch []*datagram, most int) ([]*datagram, []int) {
+func (p *plan) make(batch []*Datagram, most int) ([]*Datagram, []int) {
 	if most <= 1 {
 		p.segs = p.segs[:0]
 		for range batch {
@@ -352,7 +375,7 @@ func (p *plan) make(batch []*datagram, most int) ([]*datagram, []int) {
 	p.next = slices.Grow(p.next[:0], len(batch))[:len(batch)]
 	for i, d := range batch {
 		p.next[i] = -1
-		size := len(d.buf)
+		size := len(d.Buf)
 		if m, ok := p.open[d.to]; ok {
 			pm := &p.msgs[m]
 			if !pm.full && size <= pm.size && pm.sum+size <= maxSegmented {

@@ -1,6 +1,7 @@
 package udpbatch_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -155,6 +156,48 @@ func TestOrder(t *testing.T) {
 		}
 		if st.Batches == 0 || st.Batches > st.Sent {
 			t.Errorf("stats %+v: batches out of range", st)
+		}
+	})
+}
+
+// Datagrams filled in place and sent (Datagram, Send) arrive as written, one grown past
+// the pooled buffer's 1500 bytes too; every Datagram comes empty, a reused one too, and
+// Send after Close fails with net.ErrClosed.
+func TestDatagram(t *testing.T) {
+	// One P: the writer puts each sent Datagram back where the next Datagram takes it.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	loopbacks(t, func(t *testing.T, lo string) {
+		p := newPair(t, lo, udpbatch.Options{})
+		buf := make([]byte, 4096)
+		_ = p.recv.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for i, size := range []int{1200, 8, 1500, 1800, 100, 8, 1499} {
+			d := p.send.Datagram()
+			if len(d.Buf) != 0 || cap(d.Buf) < 1500 {
+				t.Fatalf("Datagram %d: length %d, capacity %d; want 0 and at least 1500", i, len(d.Buf), cap(d.Buf))
+			}
+			d.Buf = append(d.Buf, datagram(3, uint32(i), size)...)
+			for j := 8; j < size; j++ {
+				d.Buf[j] = byte(i + j)
+			}
+			want := bytes.Clone(d.Buf)
+			if err := p.send.Send(d, p.to); err != nil {
+				t.Fatal(err)
+			}
+			n, err := p.recv.Read(buf)
+			if err != nil {
+				t.Fatalf("datagram %d: %v", i, err)
+			}
+			if !bytes.Equal(buf[:n], want) {
+				t.Fatalf("datagram %d: %d bytes, want the %d written", i, n, len(want))
+			}
+		}
+		if err := p.send.Close(); err != nil {
+			t.Fatal(err)
+		}
+		d := p.send.Datagram()
+		d.Buf = append(d.Buf, datagram(3, 99, 8)...)
+		if err := p.send.Send(d, p.to); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Send after Close: %v, want net.ErrClosed", err)
 		}
 	})
 }
