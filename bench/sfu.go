@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -26,8 +28,15 @@ type SFUConfig struct {
 	// Parley is the parley binary run as the server (`parley serve --sfu-loopback`), a new
 	// one for each run.
 	Parley string
-	// Subscribers lists the numbers of subscribers, one run each.
+	// Subscribers lists the numbers of subscribers, one run each (per round).
 	Subscribers []int
+	// Runs is how many rounds there are: each round runs every number of subscribers
+	// once, so that a change in the machine's speed spreads over all of them. 0 means 1.
+	Runs int
+	// Against, if set, is another parley binary to compare Parley with (an A/B): each
+	// round runs each number of subscribers with both, one right after the other, Parley
+	// first in odd rounds and Against first in even ones.
+	Against string
 	// Duration is how long each run measures, once every subscriber receives video;
 	// 0 means 10 s.
 	Duration time.Duration
@@ -50,9 +59,12 @@ type SFUConfig struct {
 // SFURun is one run: one publisher, Subscribers subscribers, a fresh server. Packet counts
 // are RTP packets, video and audio together, counted over the measurement window.
 type SFURun struct {
-	Subscribers int    `json:"subscribers"`
-	Server      string `json:"server"`
-	ServerPID   int    `json:"server_pid"`
+	Subscribers int `json:"subscribers"`
+	Round       int `json:"round"` // from 1
+	// Against is whether the server was SFUConfig.Against rather than SFUConfig.Parley.
+	Against   bool   `json:"against,omitempty"`
+	Server    string `json:"server"`
+	ServerPID int    `json:"server_pid"`
 	// Joined is how many subscribers received video; less than Subscribers when setup
 	// failed, and then Error says why and nothing was measured. Replaced counts
 	// subscribers that did not get video within SFUConfig.SetupTimeout, or whose
@@ -107,14 +119,138 @@ type SFURun struct {
 	DelayMS Summary `json:"video_delay_ms"`
 }
 
-// SFUResult is the outcome of SFU: one run per number of subscribers.
+// SFUResult is the outcome of SFU: one run per number of subscribers per round (two with
+// SFUConfig.Against), and their medians.
 type SFUResult struct {
 	CPUs       int      `json:"cpus"`
 	DurationMS float64  `json:"duration_ms"`
 	Runs       []SFURun `json:"runs"`
-	// MaxUnder1PctLoss is the largest number of subscribers whose run was measured with less
-	// than 1 % loss; 0 if none was.
+	// Medians and Comparisons summarise Runs (SummarizeSFU).
+	Medians     []SFUMedians    `json:"medians"`
+	Comparisons []SFUComparison `json:"comparisons,omitempty"`
+	// MaxUnder1PctLoss is the largest number of subscribers whose runs with
+	// SFUConfig.Parley were all measured, each with less than 1 % loss; 0 if none was.
 	MaxUnder1PctLoss int `json:"max_subscribers_under_1pct_loss"`
+}
+
+// SFUMedians are the medians of one build's measured runs with one number of subscribers
+// (a run whose setup failed is left out); the median of an even number of runs is the mean
+// of the two middle ones.
+type SFUMedians struct {
+	Subscribers            int     `json:"subscribers"`
+	Against                bool    `json:"against,omitempty"`
+	Runs                   int     `json:"runs"` // measured runs
+	ReceivedPerSec         float64 `json:"received_per_sec"`
+	Loss                   float64 `json:"loss"`
+	ServerUSPerPacket      float64 `json:"server_us_per_packet"`
+	ServerUSPerWritten     float64 `json:"server_us_per_written"`
+	ServerUserUSPerWritten float64 `json:"server_user_us_per_written"`
+	ServerSysUSPerWritten  float64 `json:"server_sys_us_per_written"`
+	DelayP50MS             float64 `json:"video_delay_p50_ms"`
+	DelayP99MS             float64 `json:"video_delay_p99_ms"`
+}
+
+// SFUComparison is the A/B at one number of subscribers: the server CPU per packet
+// (ServerUSPerPacket) of SFUConfig.Parley over that of SFUConfig.Against, round by round,
+// over the rounds in which both runs were measured.
+type SFUComparison struct {
+	Subscribers int       `json:"subscribers"`
+	Ratios      []float64 `json:"ratios"` // one per such round, in order
+	Median      float64   `json:"median"`
+	Min         float64   `json:"min"`
+	Max         float64   `json:"max"`
+}
+
+// SummarizeSFU computes the medians of runs, per build and number of subscribers (in the
+// order they first appear), and, for runs with SFUConfig.Against, the comparisons.
+func SummarizeSFU(runs []SFURun) ([]SFUMedians, []SFUComparison) {
+	type key struct {
+		n       int
+		against bool
+	}
+	var order []key
+	groups := map[key][]SFURun{}
+	pairs := map[int]map[int][2]float64{} // N -> round -> [this, against] µs per packet
+	var ns []int
+	comparing := false
+	for _, r := range runs {
+		k := key{r.Subscribers, r.Against}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+			groups[k] = nil
+		}
+		comparing = comparing || r.Against
+		if r.Error != "" {
+			continue
+		}
+		groups[k] = append(groups[k], r)
+		if pairs[r.Subscribers] == nil {
+			pairs[r.Subscribers] = map[int][2]float64{}
+			ns = append(ns, r.Subscribers)
+		}
+		p := pairs[r.Subscribers][r.Round]
+		if r.Against {
+			p[1] = r.ServerUSPerPacket
+		} else {
+			p[0] = r.ServerUSPerPacket
+		}
+		pairs[r.Subscribers][r.Round] = p
+	}
+	medians := make([]SFUMedians, 0, len(order))
+	for _, k := range order {
+		g := groups[k]
+		of := func(f func(SFURun) float64) float64 {
+			xs := make([]float64, len(g))
+			for i, r := range g {
+				xs[i] = f(r)
+			}
+			return median(xs)
+		}
+		medians = append(medians, SFUMedians{Subscribers: k.n, Against: k.against, Runs: len(g),
+			ReceivedPerSec:         of(func(r SFURun) float64 { return r.ReceivedPerSec }),
+			Loss:                   of(func(r SFURun) float64 { return r.Loss }),
+			ServerUSPerPacket:      of(func(r SFURun) float64 { return r.ServerUSPerPacket }),
+			ServerUSPerWritten:     of(func(r SFURun) float64 { return r.ServerUSPerWritten }),
+			ServerUserUSPerWritten: of(func(r SFURun) float64 { return r.ServerUserUSPerWritten }),
+			ServerSysUSPerWritten:  of(func(r SFURun) float64 { return r.ServerSysUSPerWritten }),
+			DelayP50MS:             of(func(r SFURun) float64 { return r.DelayMS.P50 }),
+			DelayP99MS:             of(func(r SFURun) float64 { return r.DelayMS.P99 }),
+		})
+	}
+	if !comparing {
+		return medians, nil
+	}
+	var comparisons []SFUComparison
+	for _, n := range ns {
+		rounds := slices.Sorted(maps.Keys(pairs[n]))
+		c := SFUComparison{Subscribers: n}
+		for _, round := range rounds {
+			if p := pairs[n][round]; p[0] > 0 && p[1] > 0 {
+				c.Ratios = append(c.Ratios, p[0]/p[1])
+			}
+		}
+		if len(c.Ratios) == 0 {
+			continue
+		}
+		c.Median = median(slices.Clone(c.Ratios))
+		c.Min, c.Max = slices.Min(c.Ratios), slices.Max(c.Ratios)
+		comparisons = append(comparisons, c)
+	}
+	return medians, comparisons
+}
+
+// median is the middle of xs, or the mean of the two middle ones; it sorts xs in place.
+// An empty xs gives 0.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	m := len(xs) / 2
+	if len(xs)%2 == 1 {
+		return xs[m]
+	}
+	return (xs[m-1] + xs[m]) / 2
 }
 
 // grace is how long after the window subscribers keep receiving, so that packets written
@@ -124,10 +260,11 @@ const grace = time.Second
 // SFU measures the SFU's forwarding: for each number of subscribers N it starts a fresh
 // `parley serve` as a child process, a native publisher that creates a group session and
 // sends the sample media, and N native subscribers in this process that join it and send
-// nothing; once every subscriber receives video it measures for cfg.Duration. A run whose
-// setup fails is reported with its Error and the next run goes ahead; SFU fails only when
-// the server cannot start or ctx ends.
-func SFU(ctx context.Context, cfg SFUConfig) (SFUResult, error) {
+// nothing; once every subscriber receives video it measures for cfg.Duration. It does so
+// cfg.Runs times, round by round, and with cfg.Against as well if set. A run whose setup
+// fails is reported with its Error and the next run goes ahead; SFU fails only when a
+// server cannot start or ctx ends, and then returns the runs so far too.
+func SFU(ctx context.Context, cfg SFUConfig) (res SFUResult, err error) {
 	if cfg.Video == nil {
 		return SFUResult{}, errors.New("sfu benchmark: no video to send")
 	}
@@ -149,17 +286,42 @@ func SFU(ctx context.Context, cfg SFUConfig) (SFUResult, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = func(string, ...any) {}
 	}
-	res := SFUResult{CPUs: runtime.NumCPU(), DurationMS: ms(cfg.Duration)}
+	if cfg.Runs <= 0 {
+		cfg.Runs = 1
+	}
 	for _, n := range cfg.Subscribers {
 		if n <= 0 {
-			return res, fmt.Errorf("sfu benchmark: %d subscribers", n)
+			return SFUResult{}, fmt.Errorf("sfu benchmark: %d subscribers", n)
 		}
-		run, err := sfuRun(ctx, cfg, n)
-		if err != nil {
-			return res, err
+	}
+	res = SFUResult{CPUs: runtime.NumCPU(), DurationMS: ms(cfg.Duration)}
+	defer func() { res.Medians, res.Comparisons = SummarizeSFU(res.Runs) }()
+	lossy := map[int]bool{} // numbers of subscribers with a run of Parley not measured, or at ≥ 1 % loss
+	for round := 1; round <= cfg.Runs; round++ {
+		for _, n := range cfg.Subscribers {
+			builds := []bool{false}
+			if cfg.Against != "" {
+				builds = []bool{round%2 == 0, round%2 == 1}
+			}
+			for _, against := range builds {
+				c := cfg
+				if against {
+					c.Parley = cfg.Against
+				}
+				run, err := sfuRun(ctx, c, n)
+				run.Round, run.Against = round, against
+				if err != nil {
+					return res, err
+				}
+				res.Runs = append(res.Runs, run)
+				if !against && (run.Error != "" || run.Loss >= 0.01) {
+					lossy[n] = true
+				}
+			}
 		}
-		res.Runs = append(res.Runs, run)
-		if run.Error == "" && run.Loss < 0.01 && n > res.MaxUnder1PctLoss {
+	}
+	for _, n := range cfg.Subscribers {
+		if !lossy[n] && n > res.MaxUnder1PctLoss {
 			res.MaxUnder1PctLoss = n
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -86,5 +87,102 @@ func TestSFU(t *testing.T) {
 			t.Fatalf("%d goroutines before, %d after:\n%s", base, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSFUAgainst runs an A/B of two rounds against a second binary (the same one here):
+// the runs alternate which build goes first, each is measured, and the result has each
+// build's medians and the round-by-round comparison.
+func TestSFUAgainst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the parley binary and runs it as a server")
+	}
+	parley := buildParley(t)
+	ivf, ogg := load(t, "chrome-vp8.ivf"), load(t, "chrome-opus.ogg")
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	res, err := bench.SFU(ctx, bench.SFUConfig{Parley: parley, Against: parley, Runs: 2, Subscribers: []int{2},
+		Duration: time.Second, Video: ivf.Video, Audio: ogg.Audio, Stderr: testWriter{t}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := []struct {
+		round   int
+		against bool
+	}{{1, false}, {1, true}, {2, true}, {2, false}}
+	if len(res.Runs) != len(order) {
+		t.Fatalf("%d runs, want %d", len(res.Runs), len(order))
+	}
+	thisLossy := false
+	for i, r := range res.Runs {
+		if r.Round != order[i].round || r.Against != order[i].against {
+			t.Errorf("run %d: round %d, against %v; want round %d, against %v", i, r.Round, r.Against, order[i].round, order[i].against)
+		}
+		if r.Error != "" || r.ServerUSPerPacket <= 0 {
+			t.Fatalf("run %d not measured (%.1f µs per packet): %s", i, r.ServerUSPerPacket, r.Error)
+		}
+		thisLossy = thisLossy || (!r.Against && r.Loss >= 0.01)
+	}
+	if len(res.Medians) != 2 || res.Medians[0].Against || !res.Medians[1].Against || res.Medians[0].Runs != 2 ||
+		res.Medians[1].Runs != 2 || res.Medians[0].ServerUSPerPacket <= 0 {
+		t.Errorf("medians %+v, want this build's and the other's, over 2 runs each", res.Medians)
+	}
+	if len(res.Comparisons) != 1 || len(res.Comparisons[0].Ratios) != 2 || res.Comparisons[0].Median <= 0 {
+		t.Errorf("comparisons %+v, want one at N = 2 of 2 rounds", res.Comparisons)
+	}
+	if want := map[bool]int{false: 2, true: 0}[thisLossy]; res.MaxUnder1PctLoss != want {
+		t.Errorf("largest N under 1%% loss = %d, want %d", res.MaxUnder1PctLoss, want)
+	}
+}
+
+// SummarizeSFU: medians per build and N over the measured runs (the mean of the middle
+// two of an even number), and this build's CPU per packet over the other's, round by round,
+// where both runs of a round were measured.
+func TestSummarizeSFU(t *testing.T) {
+	run := func(n, round int, against bool, us, loss float64) bench.SFURun {
+		return bench.SFURun{Subscribers: n, Round: round, Against: against, ServerUSPerPacket: us, Loss: loss,
+			ReceivedPerSec: 100 * us, DelayMS: bench.Summary{P50: us / 10, P99: us}}
+	}
+	failed := bench.SFURun{Subscribers: 10, Round: 3, Error: "setup failed", ServerUSPerPacket: 1}
+	runs := []bench.SFURun{
+		run(10, 1, false, 8, 0), run(10, 1, true, 10, 0), run(20, 1, false, 6, 0.5), run(20, 1, true, 5, 0),
+		run(10, 2, true, 12, 0), run(10, 2, false, 9, 0), run(20, 2, true, 6, 0), run(20, 2, false, 7, 0.1),
+		failed, run(10, 3, true, 100, 0), run(20, 3, false, 9, 0), run(20, 3, true, 3, 0),
+	}
+	medians, comparisons := bench.SummarizeSFU(runs)
+	type m struct {
+		n       int
+		against bool
+		runs    int
+		us      float64
+	}
+	want := []m{{10, false, 2, 8.5}, {10, true, 3, 12}, {20, false, 3, 7}, {20, true, 3, 5}}
+	if len(medians) != len(want) {
+		t.Fatalf("%d medians, want %d: %+v", len(medians), len(want), medians)
+	}
+	for i, w := range want {
+		g := medians[i]
+		if g.Subscribers != w.n || g.Against != w.against || g.Runs != w.runs || g.ServerUSPerPacket != w.us ||
+			g.ReceivedPerSec != 100*w.us || g.DelayP99MS != w.us {
+			t.Errorf("medians[%d] = %+v, want N %d against %v over %d runs, %v µs", i, g, w.n, w.against, w.runs, w.us)
+		}
+	}
+	if medians[2].Loss != 0.1 {
+		t.Errorf("median loss at 20 = %v, want 0.1", medians[2].Loss)
+	}
+	if len(comparisons) != 2 {
+		t.Fatalf("%d comparisons, want 2: %+v", len(comparisons), comparisons)
+	}
+	c := comparisons[0] // round 3 at 10 failed for this build: two pairs
+	if c.Subscribers != 10 || !slices.Equal(c.Ratios, []float64{0.8, 0.75}) || c.Median != 0.775 || c.Min != 0.75 || c.Max != 0.8 {
+		t.Errorf("comparison at 10 = %+v, want ratios [0.8 0.75], median 0.775", c)
+	}
+	c = comparisons[1]
+	if c.Subscribers != 20 || !slices.Equal(c.Ratios, []float64{1.2, 7.0 / 6, 3}) || c.Median != 1.2 || c.Min != 7.0/6 || c.Max != 3 {
+		t.Errorf("comparison at 20 = %+v, want ratios [1.2 1.1667 3], median 1.2", c)
+	}
+	// Without runs against another build there is nothing to compare.
+	if _, cs := bench.SummarizeSFU(runs[:1]); cs != nil {
+		t.Errorf("comparisons of one build's runs: %+v", cs)
 	}
 }

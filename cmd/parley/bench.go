@@ -289,6 +289,8 @@ func benchSFU(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "how long each run measures, once every subscriber receives video")
 	mediaDir := fs.String("media-dir", filepath.Dir(sampleMedia("x")), "`dir`ectory of the sample media (chrome-vp8.ivf, chrome-opus.ogg)")
 	batch := fs.Int("batch", 25, "subscribers that join at once")
+	runs := fs.Int("runs", 1, "rounds: each round runs every N once; the medians of the rounds are printed")
+	against := fs.String("against", "", "another parley `binary` to compare with (A/B): each round runs each N with both, alternating which goes first, and prints this build's CPU per packet over that one's")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	verbose := fs.Bool("v", false, "log debug detail to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -298,12 +300,20 @@ func benchSFU(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *runs < 1 {
+		return fmt.Errorf("--runs %d: want at least 1", *runs)
+	}
+	if *against != "" {
+		if fi, err := os.Stat(*against); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return fmt.Errorf("--against %s: not an executable file", *against)
+		}
+	}
 	exe, v, a, err := sfuBenchInputs(*mediaDir)
 	if err != nil {
 		return err
 	}
-	cfg := parleybench.SFUConfig{Parley: exe, Subscribers: subs, Duration: *duration, Video: v, Audio: a,
-		Batch: *batch, Stderr: os.Stderr, Logger: benchLogger(*verbose)}
+	cfg := parleybench.SFUConfig{Parley: exe, Subscribers: subs, Runs: *runs, Against: *against, Duration: *duration,
+		Video: v, Audio: a, Batch: *batch, Stderr: os.Stderr, Logger: benchLogger(*verbose)}
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		cfg.Progress = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "\r"+format+"\033[K", args...) }
 	}
@@ -334,13 +344,22 @@ func benchSFU(ctx context.Context, args []string) error {
 	fmt.Printf("          per sendmmsg(2); seg: the share of them sent as segments of a larger message (UDP GSO)\n")
 	fmt.Printf("  loss:   1 - received / (published x N), of the packets published in the window\n")
 	fmt.Printf("  delay:  video, publisher's write -> subscriber's read, every packet at every subscriber\n")
-	fmt.Printf("  setup:  subscribers join %d at a time; repl counts those that got no video within 20 s and were replaced\n\n", *batch)
-	fmt.Printf("  %5s %8s %5s %7s %9s %8s %8s %7s %6s %5s %5s %8s %5s %8s %9s %8s %8s\n", "N", "setup s", "repl", "pub/s", "recv/s", "loss",
+	fmt.Printf("  setup:  subscribers join %d at a time; repl counts those that got no video within 20 s and were replaced\n", *batch)
+	if *against != "" {
+		fmt.Printf("  build:  this binary, or (vs) %s; each round runs each N with both, this one first in\n", *against)
+		fmt.Printf("          odd rounds\n")
+	}
+	fmt.Println()
+	fmt.Printf("  %5s %5s %8s %5s %7s %9s %8s %8s %7s %6s %5s %5s %8s %5s %8s %9s %8s %8s\n", "round", "N", "setup s", "repl", "pub/s", "recv/s", "loss",
 		"srv cpu", "us/pkt", "us/wr", "usr", "sys", "pkt/call", "seg", "this cpu", "delay p50", "p99 ms", "max ms")
 	for _, r := range res.Runs {
+		round := strconv.Itoa(r.Round)
+		if r.Against {
+			round += " vs"
+		}
 		if r.Error != "" {
-			fmt.Printf("  %5d  not measured: %d of %d subscribers received video (%d replaced); %s\n",
-				r.Subscribers, r.Joined, r.Subscribers, r.Replaced, r.Error)
+			fmt.Printf("  %5s %5d  not measured: %d of %d subscribers received video (%d replaced); %s\n",
+				round, r.Subscribers, r.Joined, r.Subscribers, r.Replaced, r.Error)
 			continue
 		}
 		perCall, seg := 0.0, 0.0
@@ -350,15 +369,39 @@ func benchSFU(ctx context.Context, args []string) error {
 		if r.MediaDatagrams > 0 {
 			seg = 100 * float64(r.MediaSegmented) / float64(r.MediaDatagrams)
 		}
-		fmt.Printf("  %5d %8.1f %5d %7.1f %9.0f %7.2f%% %8.2f %7.1f %6.1f %5.1f %5.1f %8.1f %4.0f%% %8.2f %9.2f %8.2f %8.2f\n", r.Subscribers, r.SetupMS/1000,
+		fmt.Printf("  %5s %5d %8.1f %5d %7.1f %9.0f %7.2f%% %8.2f %7.1f %6.1f %5.1f %5.1f %8.1f %4.0f%% %8.2f %9.2f %8.2f %8.2f\n", round, r.Subscribers, r.SetupMS/1000,
 			r.Replaced, r.PublishedPerSec, r.ReceivedPerSec, r.Loss*100, r.ServerCores, r.ServerUSPerPacket, r.ServerUSPerWritten,
 			r.ServerUserUSPerWritten, r.ServerSysUSPerWritten, perCall, seg, r.BenchCores, r.DelayMS.P50, r.DelayMS.P99, r.DelayMS.Max)
 	}
 	fmt.Println()
+	if *runs > 1 || *against != "" {
+		fmt.Printf("  medians of the measured runs (of an even number: the mean of the middle two):\n")
+		fmt.Printf("  %5s %5s %4s %9s %8s %7s %6s %5s %5s %9s %8s\n", "build", "N", "runs", "recv/s", "loss", "us/pkt", "us/wr", "usr", "sys", "delay p50", "p99 ms")
+		for _, m := range res.Medians {
+			build := "this"
+			if m.Against {
+				build = "vs"
+			}
+			fmt.Printf("  %5s %5d %4d %9.0f %7.2f%% %7.1f %6.1f %5.1f %5.1f %9.2f %8.2f\n", build, m.Subscribers, m.Runs, m.ReceivedPerSec,
+				m.Loss*100, m.ServerUSPerPacket, m.ServerUSPerWritten, m.ServerUserUSPerWritten, m.ServerSysUSPerWritten, m.DelayP50MS, m.DelayP99MS)
+		}
+		fmt.Println()
+	}
+	for _, c := range res.Comparisons {
+		ratios := make([]string, len(c.Ratios))
+		for i, x := range c.Ratios {
+			ratios[i] = strconv.FormatFloat(x, 'f', 3, 64)
+		}
+		fmt.Printf("  A/B at N = %d: us/pkt of this build / vs, by round: %s; median %.3f (%.3f-%.3f)\n",
+			c.Subscribers, strings.Join(ratios, " "), c.Median, c.Min, c.Max)
+	}
+	if len(res.Comparisons) > 0 {
+		fmt.Println()
+	}
 	if res.MaxUnder1PctLoss > 0 {
-		fmt.Printf("  largest N with < 1%% loss among those run: %d\n", res.MaxUnder1PctLoss)
+		fmt.Printf("  largest N with < 1%% loss in every run of this build: %d\n", res.MaxUnder1PctLoss)
 	} else {
-		fmt.Printf("  no run had < 1%% loss\n")
+		fmt.Printf("  no N had < 1%% loss in every run of this build\n")
 	}
 	return nil
 }

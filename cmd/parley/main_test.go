@@ -184,6 +184,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"call", "--server", url, "--new", "--video", "main.go"}, "unknown container format"},
 		{[]string{"call", "--server", "http://127.0.0.1:1", "--new"}, "connect to signaling server"},
 		{[]string{"serve", "--addr", "256.0.0.1:99999"}, "listen on"},
+		{[]string{"bench", "sfu", "--runs", "0"}, "--runs 0: want at least 1"},
+		{[]string{"bench", "sfu", "--against", "main.go"}, "--against main.go: not an executable file"},
 	}
 	for _, tc := range cases {
 		cmd := exec.Command(bin, tc.args...)
