@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+
+	"github.com/parley-rtc/parley/udpbatch"
 )
 
 // TestDTLSKeys: the SRTP keying material dtlsKeys derives from the key log and the
@@ -154,4 +157,87 @@ func dtlsHandshake(t *testing.T, suite dtls.CipherSuiteID, ems dtls.ExtendedMast
 		t.Fatal("no connection state")
 	}
 	return &ss, &cs
+}
+
+// TestSeal: seal marshals each packet into a datagram of the media port's pool and
+// encrypts it there, in place, with either profile Pion negotiates; what arrives decrypts
+// to the packet, padding and header extensions included, one longer than the pooled
+// buffer too.
+func TestSeal(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		profile srtp.ProtectionProfile
+		salt    int
+	}{
+		{"AEAD_AES_128_GCM", srtp.ProtectionProfileAeadAes128Gcm, 12},
+		{"AES128_CM_HMAC_SHA1_80", srtp.ProtectionProfileAes128CmHmacSha1_80, 14},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key, salt := bytes.Repeat([]byte{7}, 16), bytes.Repeat([]byte{9}, tc.salt)
+			out, err := srtp.CreateContext(key, salt, tc.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := srtp.CreateContext(key, salt, tc.profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer recv.Close()
+			sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, err := udpbatch.New(sock, udpbatch.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			var count atomic.Uint64
+			o := &srtpOut{ctx: out, conn: conn, remote: recv.LocalAddr().(*net.UDPAddr).AddrPort(), count: &count}
+
+			withExt := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 3, Timestamp: 90, SSRC: 42}
+			if err := withExt.SetExtension(3, []byte{1, 2}); err != nil {
+				t.Fatal(err)
+			}
+			packets := []rtp.Packet{
+				{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 1, Timestamp: 90, SSRC: 42, Marker: true},
+					Payload: []byte("a small packet")},
+				{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 2, Timestamp: 90, SSRC: 42, Padding: true,
+					PaddingSize: 4}, Payload: bytes.Repeat([]byte{5}, 1100)},
+				{Header: withExt, Payload: bytes.Repeat([]byte{6}, 1200)},
+				// 1,500 bytes marshalled: with its tag, longer than a pooled datagram.
+				{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: 4, Timestamp: 180, SSRC: 43},
+					Payload: bytes.Repeat([]byte{8}, 1500-12)},
+			}
+			buf := make([]byte, 4096)
+			_ = recv.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for i, p := range packets {
+				want, err := p.Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n, err := o.seal(&p.Header, p.Payload); err != nil || n != len(want) {
+					t.Fatalf("packet %d: seal = %d, %v; want %d bytes", i, n, err, len(want))
+				}
+				n, err := recv.Read(buf)
+				if err != nil {
+					t.Fatalf("packet %d: %v", i, err)
+				}
+				got, err := in.DecryptRTP(nil, buf[:n], nil)
+				if err != nil {
+					t.Fatalf("packet %d (%d bytes) does not decrypt: %v", i, n, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("packet %d decrypts to %d bytes, want the %d marshalled", i, len(got), len(want))
+				}
+			}
+			if count.Load() != uint64(len(packets)) {
+				t.Errorf("counted %d packets sent, want %d", count.Load(), len(packets))
+			}
+		})
+	}
 }
