@@ -382,6 +382,10 @@ func benchSFU(ctx context.Context, args []string) error {
 			if m.Against {
 				build = "vs"
 			}
+			if m.Runs == 0 {
+				fmt.Printf("  %5s %5d %4d  no run measured\n", build, m.Subscribers, m.Runs)
+				continue
+			}
 			fmt.Printf("  %5s %5d %4d %9.0f %7.2f%% %7.1f %6.1f %5.1f %5.1f %9.2f %8.2f\n", build, m.Subscribers, m.Runs, m.ReceivedPerSec,
 				m.Loss*100, m.ServerUSPerPacket, m.ServerUSPerWritten, m.ServerUserUSPerWritten, m.ServerSysUSPerWritten, m.DelayP50MS, m.DelayP99MS)
 		}
