@@ -141,20 +141,13 @@ func (m *mediaMux) refresh() (changed bool, err error) {
 
 // bind opens the port on ip; m.mu is held.
 func (m *mediaMux) bind(ip netip.Addr) (boundAddr, error) {
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(m.port))))
+	// Room for bursts: a key frame forwarded to many subscribers, many publishers' packets.
+	b, err := udpbatch.Listen(netip.AddrPortFrom(ip, uint16(m.port)), udpbatch.Options{ReadBuffer: 4 << 20, WriteBuffer: 4 << 20})
 	if err != nil {
 		return boundAddr{}, fmt.Errorf("media port: %w", err)
 	}
 	if m.port == 0 {
-		m.port = c.LocalAddr().(*net.UDPAddr).Port
-	}
-	// Room for bursts: a key frame forwarded to many subscribers, many publishers' packets.
-	_ = c.SetReadBuffer(4 << 20)
-	_ = c.SetWriteBuffer(4 << 20)
-	b, err := udpbatch.New(c, udpbatch.Options{})
-	if err != nil {
-		c.Close()
-		return boundAddr{}, fmt.Errorf("media port: %w", err)
+		m.port = b.LocalAddr().(*net.UDPAddr).Port
 	}
 	m.conns = append(m.conns, b)
 	tap := &rtcpTap{Conn: b, m: m, local: ip.Unmap()}
@@ -234,6 +227,7 @@ func (m *mediaMux) stats() udpbatch.Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var s udpbatch.Stats
+	s.SendOnly = len(m.conns) > 0 // if every socket's is
 	for _, c := range m.conns {
 		cs := c.Stats()
 		s.Sent += cs.Sent
@@ -242,6 +236,8 @@ func (m *mediaMux) stats() udpbatch.Stats {
 		s.Waits += cs.Waits
 		s.Errors += cs.Errors
 		s.Segmented += cs.Segmented
+		s.SendOnlyFull += cs.SendOnlyFull
+		s.SendOnly = s.SendOnly && cs.SendOnly
 	}
 	return s
 }

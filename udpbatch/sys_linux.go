@@ -3,8 +3,10 @@
 package udpbatch
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -39,6 +41,8 @@ type sockaddr = unix.RawSockaddrInet6
 // sender sends batches with sendmmsg(2). It is the writer goroutine's.
 type sender struct {
 	rc    syscall.RawConn
+	twin  int  // the send-only socket's descriptor (listen), or -1
+	full  bool // the last send found the send-only socket's buffer full
 	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	addrs []sockaddr
@@ -54,12 +58,13 @@ type sender struct {
 // the size of the segments.
 var segmentSpace = unix.CmsgSpace(2)
 
-func newSender(c *net.UDPConn, size int) (*sender, error) {
+// newSender sends on c, or from twin, a send-only socket (listen), unless it is -1.
+func newSender(c *net.UDPConn, size int, twin int) (*sender, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	s := &sender{rc: rc, hdrs: make([]mmsghdr, size), iovs: make([]unix.Iovec, size), addrs: make([]sockaddr, size),
+	s := &sender{rc: rc, twin: twin, hdrs: make([]mmsghdr, size), iovs: make([]unix.Iovec, size), addrs: make([]sockaddr, size),
 		ctrl: make([]byte, size*segmentSpace)}
 	for i := range s.hdrs {
 		s.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&s.addrs[i]))
@@ -130,7 +135,14 @@ func (s *sender) send(ds []*Datagram, segs []int) (int, error) {
 		at += n
 	}
 	s.k = k
-	err := s.rc.Write(s.fn)
+	var err error
+	s.full = false
+	if s.twin < 0 || !s.call(uintptr(s.twin)) {
+		// No send-only socket, or its buffer is full: the socket itself, waiting in the
+		// poller until it is writable if need be.
+		s.full = s.twin >= 0
+		err = s.rc.Write(s.fn)
+	}
 	n := s.n
 	for i := range ds {
 		s.iovs[i].Base = nil
@@ -159,6 +171,134 @@ func (s *sender) call(fd uintptr) bool {
 		s.n, s.errno = -1, errno
 		return true
 	}
+}
+
+// close closes the send-only socket, once the writer has ended.
+func (s *sender) close() {
+	closeTwin(s.twin)
+	s.twin = -1
+}
+
+// closeTwin closes twin, a send-only socket (listen), or nothing if it is -1.
+func closeTwin(twin int) {
+	if twin >= 0 {
+		unix.Close(twin)
+	}
+}
+
+// A socket that Go's network poller watches pays for it on every datagram it sends: when
+// the kernel frees a sent datagram's buffer (on loopback, at once; on a network card, when
+// the card has sent it), it wakes the socket's waiters as writable, and the poller, which
+// registers every socket for writability too (edge-triggered), queues the event and wakes a
+// thread blocked in epoll_wait(2). That thread finds no writer waiting and sleeps again: a
+// context switch there and back for every batch the SFU sends. At 200 subscribers this
+// was the largest of the wake-ups that take the server's threads out of epoll_wait(2) (2,300 a
+// second), and the wake-up itself, charged to sendmmsg(2), about 3 % of the server's CPU.
+//
+// So the Conn sends from a second socket on the same address that the poller does not
+// watch, and reads from the first. They form a SO_REUSEPORT group (socket(7)) whose
+// classic BPF program (SO_ATTACH_REUSEPORT_CBPF, Linux 4.5) gives every arriving datagram
+// to the group's first socket, the one read. The program is attached before the first
+// socket is bound, which makes that socket start a group of its own: its bind fails like
+// any other if the port is taken, even by another SO_REUSEPORT socket, so a second server
+// on the port is refused as before. The second socket, non-blocking, is written with raw
+// system calls; if its buffer is full, the batch goes on the first socket as without it.
+
+// steerToFirst is the group's program: return 0, the index of the group's first socket.
+var steerToFirst = []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+
+// listen opens the socket on laddr and, where the kernel allows it, its send-only twin.
+func listen(laddr netip.AddrPort, o Options) (*net.UDPConn, int, error) {
+	grouped := false
+	var lc net.ListenConfig
+	if !o.NoSendOnly {
+		lc.Control = func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) { grouped = startGroup(int(fd)) })
+		}
+	}
+	pc, err := lc.ListenPacket(context.Background(), "udp", laddr.String())
+	if err != nil {
+		return nil, -1, err
+	}
+	c := pc.(*net.UDPConn)
+	if o.ReadBuffer > 0 {
+		_ = c.SetReadBuffer(o.ReadBuffer)
+	}
+	if o.WriteBuffer > 0 {
+		_ = c.SetWriteBuffer(o.WriteBuffer)
+	}
+	twin := -1
+	if grouped {
+		twin, err = openTwin(c, o.WriteBuffer)
+		if err != nil {
+			twin = -1 // the socket alone sends, as New's
+		}
+	}
+	return c, twin, nil
+}
+
+// startGroup makes fd, not yet bound, the first socket of a SO_REUSEPORT group with the
+// steerToFirst program; it reports whether that worked, leaving fd as it was if not.
+func startGroup(fd int) bool {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) != nil {
+		return false
+	}
+	prog := unix.SockFprog{Len: uint16(len(steerToFirst)), Filter: &steerToFirst[0]}
+	if unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, &prog) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 0)
+		return false
+	}
+	return true
+}
+
+// openTwin opens a non-blocking socket bound to c's address, in c's group.
+func openTwin(c *net.UDPConn, sndbuf int) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	var sa unix.Sockaddr
+	var domain, v6only int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		if sa, serr = unix.Getsockname(int(fd)); serr != nil {
+			return
+		}
+		if domain, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN); serr != nil {
+			return
+		}
+		if domain == unix.AF_INET6 {
+			v6only, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		}
+	}); err != nil {
+		return -1, err
+	}
+	if serr != nil {
+		return -1, serr
+	}
+	fd, err := unix.Socket(domain, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return -1, err
+	}
+	err = func() error {
+		if domain == unix.AF_INET6 {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only); err != nil {
+				return err
+			}
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return err
+		}
+		if sndbuf > 0 {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf)
+		}
+		return unix.Bind(fd, sa)
+	}()
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("send-only socket: %w", err)
+	}
+	return fd, nil
 }
 
 // putSockaddr writes a as a sockaddr_in (IPv4, or IPv4-mapped IPv6) or sockaddr_in6 and

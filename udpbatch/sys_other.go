@@ -20,13 +20,14 @@ type batchWriter interface {
 }
 
 type sender struct {
+	full  bool // never: there is no send-only socket here
 	w     batchWriter
 	msgs  []ipv4.Message
 	addrs []net.UDPAddr
 	ips   [][16]byte // what addrs' IPs point into: no allocation per datagram
 }
 
-func newSender(c *net.UDPConn, size int) (*sender, error) {
+func newSender(c *net.UDPConn, size int, _ int) (*sender, error) {
 	s := &sender{msgs: make([]ipv4.Message, size), addrs: make([]net.UDPAddr, size), ips: make([][16]byte, size)}
 	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
 		s.w = ipv4.NewPacketConn(c)
@@ -64,6 +65,25 @@ func (s *sender) send(batch []*Datagram, _ []int) (int, error) {
 		s.msgs[i].Buffers[0], s.msgs[i].Addr = nil, nil
 	}
 	return max(n, 0), err // sendmmsg(2) returns -1 when the first datagram fails
+}
+
+func (s *sender) close() {}
+
+func closeTwin(int) {}
+
+// listen opens the socket on laddr: it is also the one that sends, here.
+func listen(laddr netip.AddrPort, o Options) (*net.UDPConn, int, error) {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(laddr))
+	if err != nil {
+		return nil, -1, err
+	}
+	if o.ReadBuffer > 0 {
+		_ = c.SetReadBuffer(o.ReadBuffer)
+	}
+	if o.WriteBuffer > 0 {
+		_ = c.SetWriteBuffer(o.WriteBuffer)
+	}
+	return c, -1, nil
 }
 
 type receiver struct{ c *net.UDPConn }

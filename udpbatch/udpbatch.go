@@ -17,7 +17,9 @@
 // as much per datagram for runs of three. The datagrams on the wire are the ones written.
 //
 // On Linux the socket's reads and writes are raw system calls, which the Go scheduler does
-// not see (sys_linux.go says why); elsewhere they go through x/net and net.
+// not see, and a Conn of Listen sends from a second socket on its address, one that Go's
+// network poller does not watch (sys_linux.go says why of both); elsewhere they go through
+// x/net and net.
 package udpbatch
 
 import (
@@ -51,6 +53,13 @@ type Options struct {
 	// NoGSO sends every datagram as a message of its own, never several to one address as
 	// one segmented message (UDP_SEGMENT).
 	NoGSO bool
+	// ReadBuffer and WriteBuffer are the socket's receive and send buffer sizes in bytes
+	// (SO_RCVBUF, SO_SNDBUF), for Listen; 0 leaves the system's default.
+	ReadBuffer, WriteBuffer int
+	// NoSendOnly makes a Conn of Listen send from the socket it reads, as a Conn of New
+	// does, rather than from a send-only socket on the same address (Linux; sys_linux.go
+	// says why).
+	NoSendOnly bool
 }
 
 // Stats are a Conn's totals since New.
@@ -63,6 +72,13 @@ type Stats struct {
 	// Segmented counts the datagrams of Sent that went as segments of a larger message
 	// (UDP generic segmentation offload), two or more to one address.
 	Segmented uint64 `json:"segmented"`
+	// SendOnly says the datagrams go from a send-only socket on the Conn's address
+	// (Listen, on Linux), the socket read only when that one's buffer is full.
+	SendOnly bool `json:"send_only"`
+	// SendOnlyFull counts the system calls that found the send-only socket's buffer full
+	// (the network card or its queue slower than the SFU), whose datagrams then went from
+	// the socket itself.
+	SendOnlyFull uint64 `json:"send_only_full"`
 }
 
 // Conn is a net.PacketConn over a *net.UDPConn whose writes are batched. It also has the
@@ -70,11 +86,13 @@ type Stats struct {
 // AddrPortReaderWriter). Writes never block and report no delivery error: as with any UDP
 // socket, a datagram may be lost; Stats counts the ones this side lost.
 type Conn struct {
-	c    *net.UDPConn
-	out  *sender   // the writer goroutine's
-	in   *receiver // serialises reads
-	max  int       // queue bound
-	wait time.Duration
+	c   *net.UDPConn
+	out *sender   // the writer goroutine's
+	in  *receiver // serialises reads
+
+	sendOnly bool // out sends from a send-only socket (Listen)
+	max      int  // queue bound
+	wait     time.Duration
 
 	mu      sync.Mutex
 	queue   []*Datagram
@@ -89,7 +107,7 @@ type Conn struct {
 	gso  atomic.Bool // segmented messages allowed: the kernel has them and they have not failed
 	plan plan        // the writer's
 
-	sent, batches, dropped, waits, errs, segmented atomic.Uint64
+	sent, batches, dropped, waits, errs, segmented, sendOnlyFull atomic.Uint64
 }
 
 // Datagram is a buffer of the Conn's pool, to fill and queue (Send) without the copy
@@ -109,7 +127,10 @@ const maxDatagram = 1500
 
 // New wraps c; the Conn owns it from now on, and Close closes it. The writer goroutine runs
 // until Close.
-func New(c *net.UDPConn, o Options) (*Conn, error) {
+func New(c *net.UDPConn, o Options) (*Conn, error) { return newConn(c, o, -1) }
+
+// newConn is New, sending from twin, a send-only socket of c's address, unless it is -1.
+func newConn(c *net.UDPConn, o Options, twin int) (*Conn, error) {
 	_, ok := c.LocalAddr().(*net.UDPAddr)
 	if !ok {
 		return nil, fmt.Errorf("udpbatch: local address %v is not UDP", c.LocalAddr())
@@ -124,7 +145,7 @@ func New(c *net.UDPConn, o Options) (*Conn, error) {
 	if o.MaxWait == 0 {
 		o.MaxWait = DefaultMaxWait
 	}
-	out, err := newSender(c, o.Batch)
+	out, err := newSender(c, o.Batch, twin)
 	if err != nil {
 		return nil, fmt.Errorf("udpbatch: %w", err)
 	}
@@ -132,10 +153,29 @@ func New(c *net.UDPConn, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udpbatch: %w", err)
 	}
-	b := &Conn{c: c, out: out, in: in, max: o.QueueLen, wait: o.MaxWait, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	b := &Conn{c: c, out: out, in: in, sendOnly: twin >= 0, max: o.QueueLen, wait: o.MaxWait, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	b.gso.Store(!o.NoGSO && out.gso())
 	b.pool.New = func() any { return &Datagram{Buf: make([]byte, 0, maxDatagram)} }
 	go b.writer()
+	return b, nil
+}
+
+// Listen opens a UDP socket on laddr (port 0: one the system picks) and wraps it, as New
+// does. On Linux the Conn sends from a second socket on the same address, which Go's
+// network poller does not watch, and which receives nothing: every datagram arriving at the
+// address goes to the first socket (sys_linux.go says how, and why). Where that cannot be
+// done, or with Options.NoSendOnly, the first socket sends too.
+func Listen(laddr netip.AddrPort, o Options) (*Conn, error) {
+	c, twin, err := listen(laddr, o)
+	if err != nil {
+		return nil, err
+	}
+	b, err := newConn(c, o, twin)
+	if err != nil {
+		c.Close()
+		closeTwin(twin)
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -278,6 +318,9 @@ func (b *Conn) send(batch []*Datagram) {
 			m++
 		}
 		n, err := b.out.send(order[:k], segs[:m])
+		if b.out.full {
+			b.sendOnlyFull.Add(1)
+		}
 		sent := 0 // datagrams in the n messages sent
 		for _, s := range segs[:n] {
 			sent += s
@@ -319,6 +362,9 @@ func (b *Conn) send(batch []*Datagram) {
 func (b *Conn) sendEach(ds []*Datagram) {
 	for len(ds) > 0 {
 		n, err := b.out.send(ds, nil)
+		if b.out.full {
+			b.sendOnlyFull.Add(1)
+		}
 		b.sent.Add(uint64(n))
 		if n > 0 {
 			b.batches.Add(1)
@@ -417,6 +463,7 @@ func (b *Conn) Close() error {
 		default:
 		}
 		<-b.done
+		b.out.close()
 		err = b.c.Close()
 	})
 	return err
@@ -425,7 +472,7 @@ func (b *Conn) Close() error {
 // Stats returns the totals so far.
 func (b *Conn) Stats() Stats {
 	return Stats{Sent: b.sent.Load(), Batches: b.batches.Load(), Dropped: b.dropped.Load(), Waits: b.waits.Load(),
-		Errors: b.errs.Load(), Segmented: b.segmented.Load()}
+		Errors: b.errs.Load(), Segmented: b.segmented.Load(), SendOnly: b.sendOnly, SendOnlyFull: b.sendOnlyFull.Load()}
 }
 
 // LocalAddr returns the socket's address, a *net.UDPAddr.
