@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/parley
 
-.PHONY: build web run test test-short fuzz bench deps clean
+.PHONY: build web run test test-short fuzz bench pgo deps clean
 
 # The browser client is built into web/dist first: the binary embeds it.
 build: web
@@ -41,6 +41,17 @@ fuzz:
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+# The profile the server is built with (profile-guided optimisation, go build's -pgo=auto:
+# cmd/parley/default.pgo): the server's CPU profiles during the SFU benchmark at 200
+# subscribers and a group call of 16, merged. Run it on a quiet machine, and commit the new
+# default.pgo when the forwarding code has changed much.
+PGODIR := bin/pgo
+pgo: build
+	rm -rf $(PGODIR)
+	./$(BIN) bench sfu --subscribers 200 --duration 30s --server-cpuprofile $(PGODIR)
+	./$(BIN) bench group --participants 16 --duration 30s --server-cpuprofile $(PGODIR)
+	$(GO) tool pprof -proto $(PGODIR)/*.pprof > cmd/parley/default.pgo
 
 clean:
 	rm -rf bin

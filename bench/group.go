@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -34,6 +35,9 @@ type GroupConfig struct {
 	SetupTimeout time.Duration
 	// Stderr receives the server's stderr; nil discards it.
 	Stderr io.Writer
+	// CPUProfiles, if set, is a directory (made if missing) where each server writes its
+	// CPU profile (`parley serve --cpuprofile`) as it stops: group-N.pprof.
+	CPUProfiles string
 	// Progress, if set, is told how setup goes.
 	Progress func(format string, args ...any)
 	// Logger receives the benchmark peers' logs; nil means slog.Default().
@@ -113,6 +117,11 @@ func Group(ctx context.Context, cfg GroupConfig) (GroupResult, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = func(string, ...any) {}
 	}
+	if cfg.CPUProfiles != "" {
+		if err := os.MkdirAll(cfg.CPUProfiles, 0o755); err != nil {
+			return GroupResult{}, fmt.Errorf("group benchmark: %w", err)
+		}
+	}
 	res := GroupResult{CPUs: runtime.NumCPU(), DurationMS: ms(cfg.Duration)}
 	for _, n := range cfg.Participants {
 		if n < 2 {
@@ -153,7 +162,11 @@ func (c *clockSet) of(userID string) *sendClock {
 
 func groupRun(ctx context.Context, cfg GroupConfig, n int) (GroupRun, error) {
 	run := GroupRun{Participants: n}
-	child, err := Spawn(ctx, cfg.Parley, cfg.Stderr, "--sfu-loopback", "--max-group-peers", strconv.Itoa(n))
+	args := []string{"--sfu-loopback", "--max-group-peers", strconv.Itoa(n)}
+	if cfg.CPUProfiles != "" {
+		args = append(args, "--cpuprofile", filepath.Join(cfg.CPUProfiles, fmt.Sprintf("group-%d.pprof", n)))
+	}
+	child, err := Spawn(ctx, cfg.Parley, cfg.Stderr, args...)
 	if err != nil {
 		return run, err
 	}

@@ -26,11 +26,13 @@ func TestGroup(t *testing.T) {
 	base := runtime.NumGoroutine()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	profiles := t.TempDir()
 	res, err := bench.Group(ctx, bench.GroupConfig{Parley: parley, Participants: []int{3, 16}, Duration: 2 * time.Second,
-		Video: ivf.Video, Audio: ogg.Audio, Stderr: testWriter{t}, Logger: quietLogger()})
+		Video: ivf.Video, Audio: ogg.Audio, Stderr: testWriter{t}, CPUProfiles: profiles, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkProfiles(t, profiles, "group-16.pprof", "group-3.pprof")
 	if len(res.Runs) != 2 {
 		t.Fatalf("%d runs, want 2", len(res.Runs))
 	}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -50,10 +51,17 @@ type SFUConfig struct {
 	SetupTimeout time.Duration
 	// Stderr receives the server's stderr; nil discards it.
 	Stderr io.Writer
+	// CPUProfiles, if set, is a directory (made if missing) where each server writes its
+	// CPU profile (`parley serve --cpuprofile`) as it stops: sfu-N-ROUND.pprof, and
+	// sfu-N-ROUND-against.pprof for Against's. The build's profile-guided optimisation
+	// uses such profiles (make pgo).
+	CPUProfiles string
 	// Progress, if set, is told how setup goes.
 	Progress func(format string, args ...any)
 	// Logger receives the benchmark peers' logs; nil means slog.Default().
 	Logger *slog.Logger
+
+	cpuProfile string // this run's file in CPUProfiles
 }
 
 // SFURun is one run: one publisher, Subscribers subscribers, a fresh server. Packet counts
@@ -294,6 +302,11 @@ func SFU(ctx context.Context, cfg SFUConfig) (res SFUResult, err error) {
 			return SFUResult{}, fmt.Errorf("sfu benchmark: %d subscribers", n)
 		}
 	}
+	if cfg.CPUProfiles != "" {
+		if err := os.MkdirAll(cfg.CPUProfiles, 0o755); err != nil {
+			return SFUResult{}, fmt.Errorf("sfu benchmark: %w", err)
+		}
+	}
 	res = SFUResult{CPUs: runtime.NumCPU(), DurationMS: ms(cfg.Duration)}
 	defer func() { res.Medians, res.Comparisons = SummarizeSFU(res.Runs) }()
 	lossy := map[int]bool{} // numbers of subscribers with a run of Parley not measured, or at ≥ 1 % loss
@@ -307,6 +320,13 @@ func SFU(ctx context.Context, cfg SFUConfig) (res SFUResult, err error) {
 				c := cfg
 				if against {
 					c.Parley = cfg.Against
+				}
+				if cfg.CPUProfiles != "" {
+					name := fmt.Sprintf("sfu-%d-%d", n, round)
+					if against {
+						name += "-against"
+					}
+					c.cpuProfile = filepath.Join(cfg.CPUProfiles, name+".pprof")
 				}
 				run, err := sfuRun(ctx, c, n)
 				run.Round, run.Against = round, against
@@ -332,7 +352,11 @@ func SFU(ctx context.Context, cfg SFUConfig) (res SFUResult, err error) {
 // a setup that fails is reported in the run.
 func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 	run := SFURun{Subscribers: n}
-	child, err := Spawn(ctx, cfg.Parley, cfg.Stderr, "--sfu-loopback", "--max-group-peers", strconv.Itoa(n+1))
+	args := []string{"--sfu-loopback", "--max-group-peers", strconv.Itoa(n + 1)}
+	if cfg.cpuProfile != "" {
+		args = append(args, "--cpuprofile", cfg.cpuProfile)
+	}
+	child, err := Spawn(ctx, cfg.Parley, cfg.Stderr, args...)
 	if err != nil {
 		return run, err
 	}

@@ -1,7 +1,10 @@
 package bench_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -101,11 +104,14 @@ func TestSFUAgainst(t *testing.T) {
 	ivf, ogg := load(t, "chrome-vp8.ivf"), load(t, "chrome-opus.ogg")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
+	profiles := filepath.Join(t.TempDir(), "profiles") // made by SFU
 	res, err := bench.SFU(ctx, bench.SFUConfig{Parley: parley, Against: parley, Runs: 2, Subscribers: []int{2},
-		Duration: time.Second, Video: ivf.Video, Audio: ogg.Audio, Stderr: testWriter{t}, Logger: quietLogger()})
+		Duration: time.Second, Video: ivf.Video, Audio: ogg.Audio, Stderr: testWriter{t}, CPUProfiles: profiles,
+		Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkProfiles(t, profiles, "sfu-2-1-against.pprof", "sfu-2-1.pprof", "sfu-2-2-against.pprof", "sfu-2-2.pprof")
 	order := []struct {
 		round   int
 		against bool
@@ -184,5 +190,36 @@ func TestSummarizeSFU(t *testing.T) {
 	// Without runs against another build there is nothing to compare.
 	if _, cs := bench.SummarizeSFU(runs[:1]); cs != nil {
 		t.Errorf("comparisons of one build's runs: %+v", cs)
+	}
+}
+
+// checkProfiles checks that dir holds exactly the named CPU profiles, each one a pprof
+// profile (gzipped protocol buffers) of the server's samples.
+func checkProfiles(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("CPU profiles: %v", err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if !slices.Equal(got, names) {
+		t.Fatalf("CPU profiles %q, want %q", got, names)
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: not a gzipped profile: %v", name, err)
+		}
+		raw, err := io.ReadAll(zr)
+		if err != nil || !bytes.Contains(raw, []byte("samples")) || !bytes.Contains(raw, []byte("cpu")) {
+			t.Errorf("%s: %d bytes, %v; want a profile of cpu samples", name, len(raw), err)
+		}
 	}
 }

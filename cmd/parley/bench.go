@@ -291,6 +291,7 @@ func benchSFU(ctx context.Context, args []string) error {
 	batch := fs.Int("batch", 25, "subscribers that join at once")
 	runs := fs.Int("runs", 1, "rounds: each round runs every N once; the medians of the rounds are printed")
 	against := fs.String("against", "", "another parley `binary` to compare with (A/B): each round runs each N with both, alternating which goes first, and prints this build's CPU per packet over that one's")
+	profiles := fs.String("server-cpuprofile", "", "`dir`ectory where each server writes its CPU profile as it stops (parley serve --cpuprofile), one file per run; make pgo merges them into the build's profile")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	verbose := fs.Bool("v", false, "log debug detail to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -313,7 +314,7 @@ func benchSFU(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := parleybench.SFUConfig{Parley: exe, Subscribers: subs, Runs: *runs, Against: *against, Duration: *duration,
-		Video: v, Audio: a, Batch: *batch, Stderr: os.Stderr, Logger: benchLogger(*verbose)}
+		Video: v, Audio: a, Batch: *batch, Stderr: os.Stderr, CPUProfiles: *profiles, Logger: benchLogger(*verbose)}
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		cfg.Progress = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "\r"+format+"\033[K", args...) }
 	}
@@ -415,6 +416,7 @@ func benchGroup(ctx context.Context, args []string) error {
 	sizes := fs.String("participants", "4,8,12,16", "comma-separated group sizes, one run (and one fresh server) each")
 	duration := fs.Duration("duration", 10*time.Second, "how long each run measures, once every member receives every other's video")
 	mediaDir := fs.String("media-dir", filepath.Dir(sampleMedia("x")), "`dir`ectory of the sample media (chrome-vp8.ivf, chrome-opus.ogg)")
+	profiles := fs.String("server-cpuprofile", "", "`dir`ectory where each server writes its CPU profile as it stops (parley serve --cpuprofile), one file per run; make pgo merges them into the build's profile")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	verbose := fs.Bool("v", false, "log debug detail to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -428,7 +430,7 @@ func benchGroup(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := parleybench.GroupConfig{Parley: exe, Participants: ns, Duration: *duration, Video: v, Audio: a,
+	cfg := parleybench.GroupConfig{Parley: exe, Participants: ns, Duration: *duration, Video: v, Audio: a, CPUProfiles: *profiles,
 		Stderr: os.Stderr, Logger: benchLogger(*verbose)}
 	res, err := parleybench.Group(ctx, cfg)
 	if err != nil {
