@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -174,8 +175,9 @@ func TestExternalICEServers(t *testing.T) {
 }
 
 // TestMediaPortAndProfile: --media-port is the SFU's UDP port (it is taken while the
-// server runs), /healthz/sfu reports the SFU's totals, and --cpuprofile leaves a profile
-// (gzipped protobuf) once the server has shut down.
+// server runs, and free again after), /healthz/sfu reports the SFU's totals (on Linux, that
+// the port sends from its send-only socket), and --cpuprofile leaves a profile (gzipped
+// protobuf) once the server has shut down.
 func TestMediaPortAndProfile(t *testing.T) {
 	bin := buildParley(t)
 	free, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -208,6 +210,8 @@ func TestMediaPortAndProfile(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusOK || h.Rooms == nil || *h.Rooms != 0 || h.Written == nil || h.Media == nil {
 		t.Errorf("GET /healthz/sfu: %s, %+v, %v", resp.Status, h, err)
+	} else if runtime.GOOS == "linux" && !h.Media.SendOnly {
+		t.Errorf("GET /healthz/sfu: media %+v, want send_only: the media port sends from its send-only socket", *h.Media)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -219,5 +223,12 @@ func TestMediaPortAndProfile(t *testing.T) {
 	b, err := os.ReadFile(prof)
 	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 		t.Errorf("CPU profile: %d bytes, %v; want a gzipped profile", len(b), err)
+	}
+	// Both of the media port's sockets closed with the server.
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Errorf("UDP port %d after the server stopped: %v", port, err)
+	} else {
+		c.Close()
 	}
 }
