@@ -15,9 +15,13 @@ import (
 // namespace's own loopback (a browser's remote-control port), which no other namespace
 // can reach.
 func (ns NS) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if ns.Name == "" {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
 	// An IP address, not a name: the dial then runs on the calling goroutine, and no
 	// resolver goroutine makes a socket on another thread, in another namespace.
-	if host, _, err := net.SplitHostPort(addr); ns.Name != "" && (err != nil || net.ParseIP(host) == nil) {
+	if host, _, err := net.SplitHostPort(addr); err != nil || net.ParseIP(host) == nil {
 		return nil, fmt.Errorf("dial %s in namespace %s: want an IP address and port", addr, ns.Name)
 	}
 	var conn net.Conn
