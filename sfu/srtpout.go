@@ -183,13 +183,10 @@ type srtpOut struct {
 	ufrag  string  // the connection's local ICE ufrag, as of activate
 	closed bool
 	hdr    rtp.Header
-	fwd    rtp.Header // the header of the packet forward writes
-	twcc   [2]byte    // its transport-wide sequence number
 }
 
 func newSRTPOut(media *mediaMux, ob *outbound, count, forwarded, rtcpCount *atomic.Uint64) *srtpOut {
-	return &srtpOut{media: media, ob: ob, count: count, forwarded: forwarded, rtcp: rtcpIn{count: rtcpCount},
-		fwd: rtp.Header{Extensions: make([]rtp.Extension, 0, 1)}}
+	return &srtpOut{media: media, ob: ob, count: count, forwarded: forwarded, rtcp: rtcpIn{count: rtcpCount}}
 }
 
 // settings makes the SFU this connection's DTLS server when it answers, and hands
@@ -317,17 +314,23 @@ func (o *srtpOut) seal(h *rtp.Header, payload []byte) (int, error) {
 	d := o.conn.Datagram()
 	d.Buf = slices.Grow(d.Buf, size+maxAuthTag)[:size]
 	n, err := p.MarshalTo(d.Buf)
-	if err == nil {
-		d.Buf, err = o.ctx.EncryptRTP(d.Buf[:n], d.Buf[:n], &o.hdr)
-	}
 	if err != nil {
 		return 0, err // d is left to the garbage collector
 	}
+	return n, o.send(d, n)
+}
+
+// send encrypts the RTP packet in d.Buf[:n] in place and queues it; o.mu is held.
+func (o *srtpOut) send(d *udpbatch.Datagram, n int) error {
+	var err error
+	if d.Buf, err = o.ctx.EncryptRTP(d.Buf[:n], d.Buf[:n], &o.hdr); err != nil {
+		return err // d is left to the garbage collector
+	}
 	if err := o.conn.Send(d, o.remote); err != nil {
-		return 0, err
+		return err
 	}
 	o.count.Add(1)
-	return n, nil
+	return nil
 }
 
 // maxAuthTag is the longest SRTP authentication tag of the profiles Pion offers: AES-GCM's
@@ -356,23 +359,82 @@ func (o *srtpOut) forward(b *binding, p *rtp.Packet, now time.Time) bool {
 		}
 		b.stream = st
 	}
-	h := &o.fwd
-	ext := h.Extensions[:0]
-	*h = p.Header
-	h.SSRC, h.PayloadType = b.ssrc, b.pt
-	h.Extension, h.ExtensionProfile, h.Extensions = false, 0, ext
+	if st.twcc > maxOneByteID {
+		return false // not what Pion negotiates; its track writes it
+	}
+	size := rtpHeaderSize + 4*len(p.CSRC)
 	if st.twcc != 0 {
-		if err := h.SetExtension(st.twcc, o.twcc[:]); err != nil {
-			return false
+		size += twccExtSize
+	}
+	pad := 0
+	if p.Padding {
+		if pad = int(p.PaddingSize); pad == 0 {
+			return true // invalid (RFC 3550 §5.1), as Pion's track would find it
 		}
 	}
-	seq := o.ob.stamp(st, h, len(p.Payload), h.MarshalSize()+len(p.Payload), now)
-	binary.BigEndian.PutUint16(o.twcc[:], seq)
+	seq := o.ob.stamp(st, &rtp.Header{SSRC: b.ssrc, SequenceNumber: p.SequenceNumber, Timestamp: p.Timestamp},
+		len(p.Payload), size+len(p.Payload), now)
+	d := o.conn.Datagram()
+	n := marshalForwarded(d, p, b.ssrc, b.pt, st.twcc, seq, size, pad)
 	// An error means the connection is closing, which leave handles.
-	if _, err := o.seal(h, p.Payload); err == nil {
+	if o.send(d, n) == nil {
 		o.forwarded.Add(1)
 	}
 	return true
+}
+
+// Sizes of what forward writes: the fixed RTP header (RFC 3550 §5.1), and the header
+// extension block with one element, the transport-wide sequence number, in RFC 8285's
+// one-byte form (§4.2): 0xBEDE, a length of one word, the element's ID and length, its
+// two bytes and a byte of padding.
+const (
+	rtpHeaderSize = 12
+	twccExtSize   = 8
+	maxOneByteID  = 14
+)
+
+// marshalForwarded writes into d the packet p as forward sends it: p's header with ssrc and
+// pt, its only extension the transport-wide sequence number seq when twcc (the
+// extension's ID) is not 0, then its payload and pad bytes of padding. size is the header's
+// size. It writes what rtp.Packet.MarshalTo writes of that packet (TestMarshalForwarded checks),
+// without building its header, and returns the length.
+func marshalForwarded(d *udpbatch.Datagram, p *rtp.Packet, ssrc uint32, pt, twcc uint8, seq uint16, size, pad int) int {
+	n := size + len(p.Payload) + pad
+	d.Buf = slices.Grow(d.Buf[:0], n+maxAuthTag)[:n]
+	buf := d.Buf
+	buf[0] = 2<<6 | byte(len(p.CSRC)) // version 2, CSRC count
+	if p.Padding {
+		buf[0] |= 1 << 5
+	}
+	if twcc != 0 {
+		buf[0] |= 1 << 4
+	}
+	buf[1] = pt
+	if p.Marker {
+		buf[1] |= 1 << 7
+	}
+	binary.BigEndian.PutUint16(buf[2:], p.SequenceNumber)
+	binary.BigEndian.PutUint32(buf[4:], p.Timestamp)
+	binary.BigEndian.PutUint32(buf[8:], ssrc)
+	at := rtpHeaderSize
+	for _, c := range p.CSRC {
+		binary.BigEndian.PutUint32(buf[at:], c)
+		at += 4
+	}
+	if twcc != 0 {
+		binary.BigEndian.PutUint16(buf[at:], rtp.ExtensionProfileOneByte)
+		binary.BigEndian.PutUint16(buf[at+2:], 1) // words
+		buf[at+4] = twcc<<4 | (2 - 1)             // ID, length less one
+		binary.BigEndian.PutUint16(buf[at+5:], seq)
+		buf[at+7] = 0
+		at += twccExtSize
+	}
+	at += copy(buf[at:], p.Payload)
+	if pad > 0 {
+		clear(buf[at : n-1])
+		buf[n-1] = byte(pad)
+	}
+	return n
 }
 
 // localTrack is a forwarded track as one subscriber receives it: Pion's

@@ -3,6 +3,7 @@ package sfu
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"crypto/tls"
 	"net"
 	"sync/atomic"
@@ -239,5 +240,68 @@ func TestSeal(t *testing.T) {
 				t.Errorf("counted %d packets sent, want %d", count.Load(), len(packets))
 			}
 		})
+	}
+}
+
+// TestMarshalForwarded: what forward writes of a packet is what rtp.Packet.Marshal writes
+// of the header forward used to build (the stream's SSRC and payload type, the
+// publisher's extensions dropped, the transport-wide sequence number set), for packets
+// with and without CSRCs, marker, padding and that extension, written over a datagram
+// that held a longer one.
+func TestMarshalForwarded(t *testing.T) {
+	d := &udpbatch.Datagram{Buf: bytes.Repeat([]byte{0xAA}, 1400)}
+	for _, csrc := range [][]uint32{nil, {7}, {1, 2, 3}} {
+		for _, twcc := range []uint8{0, 1, 5, maxOneByteID} {
+			for _, pad := range []byte{0, 1, 4} {
+				for _, marker := range []bool{false, true} {
+					for _, payload := range [][]byte{{}, {1}, bytes.Repeat([]byte{0x42}, 1100)} {
+						in := rtp.Packet{Header: rtp.Header{Version: 2, Marker: marker, PayloadType: 111,
+							SequenceNumber: 65535, Timestamp: 0xFEDCBA98, SSRC: 0x11111111, CSRC: csrc,
+							Padding: pad > 0, PaddingSize: pad}, Payload: payload}
+						// The publisher's own extensions, which forward drops.
+						if err := in.Header.SetExtension(3, []byte{9, 9, 9}); err != nil {
+							t.Fatal(err)
+						}
+						const ssrc, pt, seq = 0xCAFEF00D, 96, 0x1234
+						want := in
+						want.Header.SSRC, want.Header.PayloadType = ssrc, pt
+						want.Header.Extension, want.Header.ExtensionProfile, want.Header.Extensions = false, 0, nil
+						size := rtpHeaderSize + 4*len(csrc)
+						if twcc != 0 {
+							if err := want.Header.SetExtension(twcc, []byte{seq >> 8, seq & 0xFF}); err != nil {
+								t.Fatal(err)
+							}
+							size += twccExtSize
+						}
+						if size != want.Header.MarshalSize() {
+							t.Fatalf("header size %d, rtp says %d", size, want.Header.MarshalSize())
+						}
+						wantBuf, err := want.Marshal()
+						if err != nil {
+							t.Fatal(err)
+						}
+						n := marshalForwarded(d, &in, ssrc, pt, twcc, seq, size, int(pad))
+						got := d.Buf[:n]
+						if pad > 1 { // padding bytes before the count are any value (RFC 3550 §5.1); ours are 0
+							if !bytes.Equal(got[n-int(pad):n-1], make([]byte, pad-1)) {
+								t.Errorf("padding %x, want zeros", got[n-int(pad):n-1])
+							}
+							copy(wantBuf[len(wantBuf)-int(pad):], got[n-int(pad):n-1])
+						}
+						if !bytes.Equal(got, wantBuf) {
+							t.Errorf("csrc %v twcc %d pad %d marker %v payload %d:\n got %x\nwant %x",
+								csrc, twcc, pad, marker, len(payload), got, wantBuf)
+						}
+						var back rtp.Packet
+						if err := back.Unmarshal(got); err != nil {
+							t.Fatalf("unmarshal: %v", err)
+						}
+						if twcc != 0 && binary.BigEndian.Uint16(back.GetExtension(twcc)) != seq {
+							t.Errorf("transport-wide sequence number %x, want %x", back.GetExtension(twcc), seq)
+						}
+					}
+				}
+			}
+		}
 	}
 }
