@@ -3,8 +3,8 @@ package sfu
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"crypto/tls"
+	"encoding/binary"
 	"net"
 	"sync/atomic"
 	"testing"
