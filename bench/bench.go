@@ -152,3 +152,13 @@ func benchConfig(log *slog.Logger) signaling.Config {
 // benchServeFlags are the same settings for a `parley serve` child process.
 var benchServeFlags = []string{"--turn-addr", "off", "--max-conns-per-ip", "-1",
 	"--message-rate", "1e9", "--message-burst", "1073741824"}
+
+// pionLogger is where the benchmark peers' Pion logs go: the benchmark's logger when it
+// logs debug detail (-v), nowhere otherwise. Hundreds of peers closing at the end of a
+// run log, each, the writes that lost the race with the close.
+func pionLogger(l *slog.Logger) *slog.Logger {
+	if l != nil && l.Enabled(context.Background(), slog.LevelDebug) {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}

@@ -172,7 +172,7 @@ func groupRun(ctx context.Context, cfg GroupConfig, n int) (GroupRun, error) {
 	}
 	defer child.Close()
 	run.Server, run.ServerPID = child.URL, child.PID
-	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true})
+	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true, Logger: pionLogger(cfg.Logger)})
 	if err != nil {
 		return run, err
 	}

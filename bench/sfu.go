@@ -363,7 +363,7 @@ func sfuRun(ctx context.Context, cfg SFUConfig, n int) (SFURun, error) {
 	defer child.Close()
 	run.Server, run.ServerPID = child.URL, child.PID
 
-	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true})
+	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: true, Logger: pionLogger(cfg.Logger)})
 	if err != nil {
 		return run, err
 	}

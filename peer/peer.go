@@ -684,7 +684,7 @@ func (c *call) answer(m protocol.Offer) error {
 }
 
 func (c *call) newPeerConnection() error {
-	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: c.cfg.LoopbackOnly})
+	api, err := rtcapi.New(rtcapi.Options{LoopbackOnly: c.cfg.LoopbackOnly, Logger: c.log})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ package rtcapi
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 
 	"github.com/pion/dtls/v3"
@@ -45,6 +46,10 @@ type Options struct {
 	// NoSenderReports leaves out Pion's sender reports (RFC 3550 §6.4.1): for the SFU,
 	// which sends its own, counted where it counts every packet it sends.
 	NoSenderReports bool
+	// Logger, if set, receives Pion's logs, with the attribute pion=<scope>: its errors as
+	// errors, its warnings, information and debug lines as debug, its trace at LevelTrace.
+	// nil leaves Pion's own logger, which writes its errors to stderr.
+	Logger *slog.Logger
 	// Settings, if set, adjusts the setting engine last (the SFU's DTLS role and hooks).
 	Settings func(*webrtc.SettingEngine)
 }
@@ -73,6 +78,9 @@ func New(o Options) (*webrtc.API, error) {
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
 	if o.UDPMux != nil {
 		se.SetICEUDPMux(o.UDPMux)
+	}
+	if o.Logger != nil {
+		se.LoggerFactory = logFactory{o.Logger}
 	}
 	if o.LoopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)

@@ -287,7 +287,7 @@ func New(cfg Config) (*SFU, error) {
 func (s *SFU) newAPI(out *srtpOut, ob *outbound) (*webrtc.API, error) {
 	ics := []interceptor.Factory{nackCounter{&s.nacks}, ob, &s.resp}
 	o := rtcapi.Options{LoopbackOnly: s.cfg.LoopbackOnly, UDPMux: s.media.current(), NoStats: true,
-		NoNACKResponder: true, NoSenderReports: true}
+		NoNACKResponder: true, NoSenderReports: true, Logger: s.log}
 	if out != nil {
 		ics = append([]interceptor.Factory{out}, ics...)
 		o.Settings = out.settings
