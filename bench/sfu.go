@@ -167,13 +167,6 @@ type SFUComparison struct {
 	Median      float64   `json:"median"`
 	Min         float64   `json:"min"`
 	Max         float64   `json:"max"`
-	// UserRatios and UserMedian compare the server's user time per packet written
-	// (ServerUserUSPerWritten) alone, round by round where both builds have it: the
-	// kernel's share varies more between runs on a shared machine (the loopback delivery
-	// to the subscribers' sockets, waking their threads), and the user time is the SFU's
-	// code.
-	UserRatios []float64 `json:"user_ratios,omitempty"`
-	UserMedian float64   `json:"user_median,omitempty"`
 }
 
 // SummarizeSFU computes the medians of runs, per build and number of subscribers (in the
@@ -186,7 +179,6 @@ func SummarizeSFU(runs []SFURun) ([]SFUMedians, []SFUComparison) {
 	var order []key
 	groups := map[key][]SFURun{}
 	pairs := map[int]map[int][2]float64{} // N -> round -> [this, against] µs per packet
-	users := map[int]map[int][2]float64{} // the same, user µs per packet written
 	var ns []int
 	comparing := false
 	for _, r := range runs {
@@ -201,16 +193,16 @@ func SummarizeSFU(runs []SFURun) ([]SFUMedians, []SFUComparison) {
 		}
 		groups[k] = append(groups[k], r)
 		if pairs[r.Subscribers] == nil {
-			pairs[r.Subscribers], users[r.Subscribers] = map[int][2]float64{}, map[int][2]float64{}
+			pairs[r.Subscribers] = map[int][2]float64{}
 			ns = append(ns, r.Subscribers)
 		}
-		p, u := pairs[r.Subscribers][r.Round], users[r.Subscribers][r.Round]
-		i := 0
+		p := pairs[r.Subscribers][r.Round]
 		if r.Against {
-			i = 1
+			p[1] = r.ServerUSPerPacket
+		} else {
+			p[0] = r.ServerUSPerPacket
 		}
-		p[i], u[i] = r.ServerUSPerPacket, r.ServerUserUSPerWritten
-		pairs[r.Subscribers][r.Round], users[r.Subscribers][r.Round] = p, u
+		pairs[r.Subscribers][r.Round] = p
 	}
 	medians := make([]SFUMedians, 0, len(order))
 	for _, k := range order {
@@ -243,15 +235,11 @@ func SummarizeSFU(runs []SFURun) ([]SFUMedians, []SFUComparison) {
 		for _, round := range rounds {
 			if p := pairs[n][round]; p[0] > 0 && p[1] > 0 {
 				c.Ratios = append(c.Ratios, p[0]/p[1])
-				if u := users[n][round]; u[0] > 0 && u[1] > 0 {
-					c.UserRatios = append(c.UserRatios, u[0]/u[1])
-				}
 			}
 		}
 		if len(c.Ratios) == 0 {
 			continue
 		}
-		c.UserMedian = median(slices.Clone(c.UserRatios))
 		c.Median = median(slices.Clone(c.Ratios))
 		c.Min, c.Max = slices.Min(c.Ratios), slices.Max(c.Ratios)
 		comparisons = append(comparisons, c)

@@ -146,12 +146,8 @@ func TestSFUAgainst(t *testing.T) {
 // where both runs of a round were measured.
 func TestSummarizeSFU(t *testing.T) {
 	run := func(n, round int, against bool, us, loss float64) bench.SFURun {
-		user := 1.0 // user time alone: this build's half the other's in every round
-		if against {
-			user = 2
-		}
 		return bench.SFURun{Subscribers: n, Round: round, Against: against, ServerUSPerPacket: us, Loss: loss,
-			ReceivedPerSec: 100 * us, DelayMS: bench.Summary{P50: us / 10, P99: us}, ServerUserUSPerWritten: user}
+			ReceivedPerSec: 100 * us, DelayMS: bench.Summary{P50: us / 10, P99: us}}
 	}
 	failed := bench.SFURun{Subscribers: 10, Round: 3, Error: "setup failed", ServerUSPerPacket: 1}
 	runs := []bench.SFURun{
@@ -190,11 +186,6 @@ func TestSummarizeSFU(t *testing.T) {
 	c = comparisons[1]
 	if c.Subscribers != 20 || !slices.Equal(c.Ratios, []float64{1.2, 7.0 / 6, 3}) || c.Median != 1.2 || c.Min != 7.0/6 || c.Max != 3 {
 		t.Errorf("comparison at 20 = %+v, want ratios [1.2 1.1667 3], median 1.2", c)
-	}
-	for _, c := range comparisons {
-		if len(c.UserRatios) != len(c.Ratios) || slices.ContainsFunc(c.UserRatios, func(x float64) bool { return x != 0.5 }) || c.UserMedian != 0.5 {
-			t.Errorf("user time at %d: ratios %v, median %v; want 0.5 in each of its %d rounds", c.Subscribers, c.UserRatios, c.UserMedian, len(c.Ratios))
-		}
 	}
 	// Without runs against another build there is nothing to compare.
 	if _, cs := bench.SummarizeSFU(runs[:1]); cs != nil {

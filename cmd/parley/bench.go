@@ -399,14 +399,6 @@ func benchSFU(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("  A/B at N = %d: us/pkt of this build / vs, by round: %s; median %.3f (%.3f-%.3f)\n",
 			c.Subscribers, strings.Join(ratios, " "), c.Median, c.Min, c.Max)
-		if len(c.UserRatios) > 0 {
-			users := make([]string, len(c.UserRatios))
-			for i, x := range c.UserRatios {
-				users[i] = strconv.FormatFloat(x, 'f', 3, 64)
-			}
-			fmt.Printf("               usr alone (the server's user time per packet written), by round: %s; median %.3f\n",
-				strings.Join(users, " "), c.UserMedian)
-		}
 	}
 	if len(res.Comparisons) > 0 {
 		fmt.Println()
