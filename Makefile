@@ -17,9 +17,10 @@ run: build
 deps:
 	./scripts/deps.sh
 
-# Every test, then a short fuzz run of each decoder of untrusted input. Packages run one at
-# a time (-p 1): several of them run real calls, browsers and SFUs, and two such packages at
-# once on a 2-core machine starve each other's media.
+# Every test, then a short fuzz run of each decoder of untrusted input and of the bandwidth
+# estimator fed hostile feedback. Packages run one at a time (-p 1): several of them run
+# real calls, browsers and SFUs, and two such packages at once on a 2-core machine starve
+# each other's media.
 test: deps web
 	$(GO) vet ./...
 	GOOS=js GOARCH=wasm $(GO) vet ./web/client
@@ -38,6 +39,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzCleanName$$' -fuzztime $(FUZZTIME) ./protocol
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./media
+	$(GO) test -run '^$$' -fuzz '^FuzzFeedback$$' -fuzztime $(FUZZTIME) ./bwe
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
